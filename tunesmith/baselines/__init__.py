@@ -1,0 +1,1 @@
+"""Baselines: prompt engineering (zero/few-shot) and retrieval (RAG) prompt strategies."""

@@ -1,0 +1,52 @@
+"""`tunesmith models` and `tunesmith chat`."""
+
+from __future__ import annotations
+
+import typer
+from rich.table import Table
+
+from tunesmith.catalog import CATALOG, DEFAULT_MODEL
+from tunesmith.cli.app import app, console, err_console
+
+
+@app.command("models")
+def list_models() -> None:
+    """Show the model catalog: family, context limit, training cutoff, where each model trains."""
+    table = Table(title="tunesmith model catalog")
+    for col in ("id", "family", "params", "context", "data up to", "trains", "hugging face id / note"):
+        table.add_column(col)
+    for s in CATALOG:
+        where = "locally (open weights)" if s.local else "provider API"
+        ctx = f"{s.context_length:,}" + (f" (out {s.max_output_tokens:,})" if s.max_output_tokens else "")
+        table.add_row(s.id + (" *" if s.id == DEFAULT_MODEL else ""), s.family, s.params, ctx, s.training_cutoff,
+                      where, s.hf_id or s.note)
+    console.print(table)
+    console.print("* offline default model")
+
+
+@app.command("chat")
+def chat(
+    prompt: str = typer.Argument(..., help="the user message"),
+    model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="catalog id, hub id, path, .gguf or run dir"),
+    system: str | None = typer.Option(None, "--system", help="system prompt"),
+    max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
+) -> None:
+    """Answer one chat prompt with a model (greedy)."""
+    import torch
+
+    from tunesmith.models import ModelLoadError, load_model
+
+    try:
+        with console.status(f"loading {model}…"):
+            loaded = load_model(model)
+    except ModelLoadError as e:
+        err_console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+    inputs = loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                                  return_dict=True)
+    with torch.no_grad():
+        out = loaded.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                    pad_token_id=loaded.tokenizer.pad_token_id)
+    answer = loaded.tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    console.print(f"[bold]{model}[/bold]: {answer.strip()}")

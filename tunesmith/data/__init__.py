@@ -1,0 +1,1 @@
+"""Data: read every input format into Conversations, validate, measure, curate, split."""

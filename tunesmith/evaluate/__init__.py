@@ -1,0 +1,1 @@
+"""Evaluation: graders, batched generation, runs, paired comparison, reports."""

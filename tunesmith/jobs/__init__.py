@@ -1,0 +1,1 @@
+"""Jobs: the store (SQLite/PostgreSQL) and the worker that runs fine-tuning jobs."""

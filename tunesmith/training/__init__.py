@@ -1,0 +1,1 @@
+"""Supervised fine-tuning: config, hyperparameters, collation, the training loop."""

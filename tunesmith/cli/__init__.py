@@ -2,6 +2,7 @@
 
 from tunesmith.cli.app import app
 from tunesmith.cli import models  # noqa: F401  (registers commands)
+from tunesmith.cli import train  # noqa: F401
 from tunesmith.cli import data  # noqa: F401
 from tunesmith.cli import evaluate  # noqa: F401
 from tunesmith.cli import assess  # noqa: F401

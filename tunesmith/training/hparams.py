@@ -22,3 +22,31 @@ def default_n_epochs(n_examples: int) -> int:
     if n_examples * TARGET_EPOCHS > MAX_TARGET_EXAMPLES:
         return max(MIN_DEFAULT_EPOCHS, MAX_TARGET_EXAMPLES // n_examples)
     return TARGET_EPOCHS
+
+
+# OpenAI's "auto" batch size is about 0.2% of the training examples, between 1 and 256.
+BATCH_SIZE_FRACTION = 0.002
+MAX_AUTO_BATCH_SIZE = 256
+
+# The learning rate is multiplier × a base rate per method. The bases are chosen so that OpenAI's usual
+# multipliers (0.02–0.2; "auto" picks 0.05–0.2 by batch size) land on the rates the open-source trainers
+# default to: LoRA ~1e-4–4e-4, full fine-tuning ~1e-5–4e-5.
+BASE_LEARNING_RATE = {"lora": 2e-3, "qlora": 2e-3, "full": 2e-4}
+
+
+def default_batch_size(n_examples: int) -> int:
+    """Examples per optimizer step OpenAI would choose for `n_examples` training examples."""
+    return max(1, min(MAX_AUTO_BATCH_SIZE, round(n_examples * BATCH_SIZE_FRACTION)))
+
+
+def default_learning_rate_multiplier(batch_size: int) -> float:
+    """Larger batches average away more noise and take a larger rate, as OpenAI's "auto" does."""
+    if batch_size < 8:
+        return 0.05
+    if batch_size < 32:
+        return 0.1
+    return 0.2
+
+
+def learning_rate(method: str, multiplier: float) -> float:
+    return BASE_LEARNING_RATE[method] * multiplier

@@ -1,0 +1,42 @@
+"""One schema behind CLI flags, YAML and Python; "auto" hyperparameters like OpenAI's."""
+
+import pytest
+
+from tunesmith.training.config import TrainConfig, TrainConfigError, build_config, load_config_file
+from tunesmith.training.hparams import default_batch_size, default_learning_rate_multiplier, learning_rate
+from tunesmith.training.sft import Hyperparameters
+
+
+def test_yaml_python_and_flags_build_the_same_config(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("model: tiny-random\ntrain: data.jsonl\nn-epochs: 3\nlearning_rate_multiplier: 0.1\n")
+    from_yaml = load_config_file(yaml_file)
+    from_python = TrainConfig(model="tiny-random", train="data.jsonl", n_epochs=3, learning_rate_multiplier=0.1)
+    from_flags = build_config({"model": "tiny-random", "train": "data.jsonl", "n_epochs": "3",
+                               "learning_rate_multiplier": "0.1"})
+    assert from_yaml == from_python == from_flags
+    assert load_config_file(yaml_file, n_epochs=5).n_epochs == 5  # a flag beats the file
+
+
+def test_config_errors_name_the_file_and_field(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("train: data.jsonl\nn_epochs: 0\nmethod: dora\nlearning_rate: 1\n")
+    with pytest.raises(TrainConfigError) as e:
+        load_config_file(yaml_file)
+    message = str(e.value)
+    assert str(yaml_file) in message and "n_epochs" in message and "method" in message and "learning_rate" in message
+
+
+def test_config_round_trips_through_its_json(tmp_path):
+    config = TrainConfig(train="d.jsonl", validation="v.jsonl", batch_size=4)
+    assert TrainConfig(**config.to_json_dict()) == config
+
+
+def test_auto_hyperparameters_follow_openai():
+    assert default_batch_size(20) == 1 and default_batch_size(5_000) == 10 and default_batch_size(10**6) == 256
+    assert default_learning_rate_multiplier(1) == 0.05 and default_learning_rate_multiplier(64) == 0.2
+    assert learning_rate("lora", 0.1) == pytest.approx(2e-4) and learning_rate("full", 0.1) == pytest.approx(2e-5)
+    hp = Hyperparameters.resolve(TrainConfig(train="d.jsonl"), n_examples=20)
+    assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (5, 1, 0.05)
+    fixed = Hyperparameters.resolve(TrainConfig(train="d.jsonl", n_epochs=2, batch_size=64), n_examples=20)
+    assert (fixed.n_epochs, fixed.batch_size) == (2, 20)  # a batch never exceeds the data

@@ -1,0 +1,164 @@
+"""`tunesmith train` and `tunesmith export`: parse, call tunesmith.training, print."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.text import Text
+
+from tunesmith.cli.app import app, console, err_console
+
+PREVIEW_EXAMPLES = 2
+
+
+@app.command("train")
+def train(
+    model: str | None = typer.Option(None, "--model", "-m", help="catalog id, hub id, local dir, adapter or run dir"),
+    train_file: Path | None = typer.Option(None, "--train", help="training data file"),
+    validation: Path | None = typer.Option(None, "--validation", help="validation data file"),
+    method: str | None = typer.Option(None, "--method", help="lora | qlora | full"),
+    n_epochs: str | None = typer.Option(None, "--n-epochs", help="auto | N"),
+    batch_size: str | None = typer.Option(None, "--batch-size", help="auto | N (examples per step)"),
+    learning_rate_multiplier: str | None = typer.Option(None, "--learning-rate-multiplier", help="auto | X"),
+    seed: int | None = typer.Option(None, "--seed"),
+    suffix: str | None = typer.Option(None, "--suffix", help="added to the run directory's name"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="run directory to create"),
+    max_length: int | None = typer.Option(None, "--max-length", help="tokens per example (longer are cut)"),
+    micro_batch_tokens: int | None = typer.Option(None, "--micro-batch-tokens", help="tokens per forward pass"),
+    lora_r: int | None = typer.Option(None, "--lora-r"),
+    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of the same options (flags win)"),
+    resume: Path | None = typer.Option(None, "--resume", help="continue this run directory from its checkpoint"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate, show the loss mask and the plan; no training"),
+    provider: str | None = typer.Option(None, "--provider", help="train a provider model (gpt-35-turbo, gpt-4, …) "
+                                        "in this configured provider's cloud (see `tunesmith providers`)"),
+) -> None:
+    """Fine-tune a model on chat data (LoRA by default); every run writes a run directory."""
+    from tunesmith.providers import remote_train
+    from tunesmith.providers.config import ProviderError
+    from tunesmith.training import sft
+    from tunesmith.training.config import TrainConfigError, build_config, load_config_file
+
+    try:
+        if resume is not None:
+            follow = remote_train.resume_remote if remote_train.is_remote_run(resume) else sft.resume
+            result = _with_progress(lambda on_event: follow(resume, on_event=on_event))
+            _report(result)
+            return
+        options: dict[str, Any] = {
+            "model": model, "train": train_file, "validation": validation, "method": method, "n_epochs": n_epochs,
+            "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier, "seed": seed,
+            "suffix": suffix, "output": output, "max_length": max_length, "micro_batch_tokens": micro_batch_tokens,
+            "lora_r": lora_r, "device": device,
+        }
+        if config is not None:
+            cfg = load_config_file(config, **{_field(k): v for k, v in options.items()})
+        else:
+            if train_file is None:
+                err_console.print("[red]error:[/red] --train FILE is required (or --config run.yaml, or --resume)")
+                raise typer.Exit(2)
+            cfg = build_config({k: v for k, v in options.items() if v is not None}, source="command line")
+        if provider is not None or remote_train.trains_at_provider(cfg.model):
+            result = _with_progress(lambda on_event: remote_train.train_remote(cfg, provider, on_event=on_event))
+            _report(result)
+            return
+        if dry_run:
+            _print_plan(sft.plan(cfg))
+            return
+        result = _with_progress(lambda on_event: sft.train(cfg, on_event=on_event))
+        _report(result)
+    except (TrainConfigError, ValueError, FileNotFoundError, FileExistsError, ProviderError) as e:
+        err_console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+
+
+@app.command("export")
+def export(
+    run_dir: Path = typer.Argument(..., help="a run directory (or an adapter folder)"),
+    merged: Path = typer.Option(..., "--merged", help="folder to write the merged safetensors model to"),
+) -> None:
+    """Merge a run's adapter into its base model: a folder plain `transformers` loads."""
+    from tunesmith.training.export import export_merged
+
+    try:
+        with console.status(f"merging {run_dir}…"):
+            out = export_merged(run_dir, merged)
+    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        err_console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    console.print(f"merged model written to [bold]{out}[/bold]")
+
+
+def _field(option: str) -> str:
+    """CLI option keys that differ from TrainConfig field names map onto them (aliases are accepted too)."""
+    return {"train": "training_file", "validation": "validation_file"}.get(option, option)
+
+
+def _with_progress(start: Any) -> Any:
+    """Run training with a live bar: step, loss, tokens/s, ETA; other events print above it."""
+    columns = (
+        TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(), TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[tps]} tok/s"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("train", total=None, loss="-", tps="-")
+        window: list[tuple[float, int]] = []
+
+        def on_event(event: dict) -> None:
+            data = event.get("data") or {}
+            if event["type"] != "metrics":
+                style = {"warn": "yellow", "error": "red"}.get(event["level"], "dim")
+                bar.console.print(Text(event["message"], style=style))
+                return
+            window.append((time.monotonic(), int(data.get("tokens_per_second") or 0)))
+            del window[:-20]
+            tps = sum(t for _, t in window) / len(window)
+            bar.update(task, completed=data["step"], total=data["total_steps"],
+                       loss=f"{data['train_loss']:.4f}", tps=f"{tps:,.0f}")
+
+        return start(on_event)
+
+
+def _report(result: Any) -> None:
+    if result.status == "succeeded":
+        console.print(f"[green]done[/green]: {result.step} steps, final loss {result.train_loss:.4f}")
+        console.print(f"run directory: [bold]{result.run_dir}[/bold]  (adapter/model: "
+                      f"{getattr(result, 'fine_tuned_model', None) or result.output_dir})")
+    else:
+        console.print(f"[yellow]{result.status}[/yellow] at step {result.step}/{result.total_steps}; "
+                      f"continue with `tunesmith train --resume {result.run_dir}`")
+
+
+def _print_plan(plan: Any) -> None:
+    data, hp = plan.data, plan.hyperparameters
+    for n, example in enumerate(data.train[:PREVIEW_EXAMPLES], start=1):
+        console.rule(f"example {n}: loss mask ([green on grey23]trained[/green on grey23], [dim]not trained[/dim])")
+        console.print(_mask_text(example, plan.tokenizer, marked=console.color_system is None))
+    summary = data.summary()
+    console.rule("plan")
+    console.print(f"training examples: {len(data.train)}  (validation: {len(data.valid)})")
+    console.print(f"tokens: {summary['training_file']['n_tokens']:,}, carrying loss: "
+                  f"{summary['training_file']['n_trained_tokens']:,} ({summary['loss_fraction']:.1%})")
+    console.print(f"max_length: {data.max_length}; truncated: {data.n_truncated}; skipped: {data.n_dropped}")
+    for warning in data.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
+    console.print(f"n_epochs={hp.n_epochs} batch_size={hp.batch_size} learning_rate_multiplier="
+                  f"{hp.learning_rate_multiplier} (learning rate {hp.learning_rate:.2e}); {plan.total_steps} steps")
+
+
+def _mask_text(example: Any, tokenizer: Any, *, marked: bool) -> Text:
+    """The example's tokens, trained ones highlighted; without colours, trained runs are wrapped in «»."""
+    text = Text()
+    previous = False
+    for token_id, trained in zip(example.ids, example.trained):
+        if marked and trained != previous:
+            text.append("«" if trained else "»")
+        text.append(tokenizer.decode([token_id]), style="bold green on grey23" if trained else "dim")
+        previous = trained
+    if marked and previous:
+        text.append("»")
+    return text

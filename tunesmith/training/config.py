@@ -1,0 +1,99 @@
+"""TrainConfig: the one schema behind `tunesmith train` flags, its YAML `--config` file and `tunesmith.train()`.
+
+Hyperparameters use OpenAI's names and accept "auto" the way its fine-tuning API does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tunesmith.catalog import DEFAULT_MODEL
+
+Auto = Literal["auto"]
+
+
+class TrainConfigError(ValueError):
+    """A config the user must fix; the message names the file and field."""
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, protected_namespaces=())
+
+    model: str = Field(DEFAULT_MODEL, description="catalog id, hub id, local HF dir, .gguf, adapter or run directory")
+    training_file: Path = Field(..., alias="train", description="training data (JSONL chat, any supported format)")
+    validation_file: Path | None = Field(None, alias="validation", description="validation data")
+    method: Literal["lora", "qlora", "full"] = Field("lora", description="lora | qlora (CUDA + bitsandbytes) | full")
+    n_epochs: Union[int, Auto] = Field("auto", description="passes over the training data; auto from its size")
+    batch_size: Union[int, Auto] = Field("auto", description="examples per optimizer step; auto ≈ 0.2% of examples")
+    learning_rate_multiplier: Union[float, Auto] = Field(
+        "auto", description="scales the method's base learning rate (LoRA 2e-3, full 2e-4)"
+    )
+    seed: int = Field(0, description="same seed, same data order and same loss curve on CPU")
+    suffix: str | None = Field(None, max_length=64, description="appended to the fine-tuned model's name")
+    output: Path | None = Field(None, description="run directory (default: <data dir>/runs/<run id>)")
+
+    lora_r: int = Field(16, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    lora_target_modules: list[str] | None = Field(None, description="default: every linear layer of the family")
+    max_length: int | None = Field(None, ge=8, description="tokens per example; default min(context length, 4096)")
+    truncation: Literal["truncate", "reject"] = Field(
+        "truncate", description="over-long examples: cut at max_length with a warning, or refuse to train"
+    )
+    micro_batch_tokens: int = Field(4096, ge=64, description="tokens per forward pass; more are accumulated")
+    warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps with a linear warm-up")
+    weight_decay: float = Field(0.0, ge=0.0)
+    eval_steps: int | None = Field(None, ge=1, description="validation batch every N steps (default ~10 per run)")
+    gradient_checkpointing: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    dtype: Literal["auto", "float32", "bfloat16"] = Field(
+        "auto", description="base weights: auto = bfloat16 on CUDA, and for LoRA on CPUs with native bf16 "
+        "matmul (AMX / AVX512-BF16); float32 otherwise. Adapter weights always train in float32"
+    )
+    save_total_limit: int = Field(3, ge=1, description="checkpoints kept")
+
+    @field_validator("n_epochs", "batch_size")
+    @classmethod
+    def _positive_int(cls, v: Any) -> Any:
+        if v != "auto" and int(v) < 1:
+            raise ValueError("must be 'auto' or a whole number >= 1")
+        return v
+
+    @field_validator("learning_rate_multiplier")
+    @classmethod
+    def _positive_float(cls, v: Any) -> Any:
+        if v != "auto" and float(v) <= 0:
+            raise ValueError("must be 'auto' or a number > 0")
+        return v
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Field names (not aliases), paths as strings: what config.json holds and the YAML file may say."""
+        return self.model_dump(mode="json", by_alias=False)
+
+
+def load_config_file(path: Path, **overrides: Any) -> TrainConfig:
+    """A TrainConfig from YAML (or JSON), with command-line values taking precedence over the file's."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise TrainConfigError(f"{path}: cannot read config: {e}") from e
+    if not isinstance(data, dict):
+        raise TrainConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
+    aliases = {"train": "training_file", "validation": "validation_file"}
+    data = {aliases.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in data.items()}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return build_config(data, source=str(path))
+
+
+def build_config(data: dict[str, Any], source: str = "options") -> TrainConfig:
+    """Validate `data` into a TrainConfig; errors name the source and each offending field."""
+    try:
+        return TrainConfig(**data)
+    except ValidationError as e:
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise TrainConfigError(f"{source}: invalid training config: {problems}") from e

@@ -1,0 +1,30 @@
+"""`tunesmith export RUN_DIR --merged OUT`: one safetensors model folder plain transformers loads."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from tunesmith.models import load_model
+from tunesmith.training.sft import resolve_model_ref
+
+
+def export_merged(run_dir: Path | str, out: Path | str) -> Path:
+    """Merge the run's adapter into its base model (or copy a full fine-tune) and save it, with the tokenizer
+    and its exact chat template, to `out`."""
+    out = Path(out)
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
+    loaded = load_model(resolve_model_ref(str(run_dir)))
+    model = loaded.model
+    if loaded.adapter_dir is not None:
+        model = model.merge_and_unload()
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(str(tmp), safe_serialization=True)
+    loaded.tokenizer.save_pretrained(str(tmp))
+    if out.exists():
+        out.rmdir()
+    os.replace(tmp, out)
+    return out

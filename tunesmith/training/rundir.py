@@ -1,0 +1,164 @@
+"""The run directory: the unit of truth the jobs server, the API and the UI read.
+
+config.json, data.json, state.json, results.csv, events.jsonl, checkpoints/step-N/, metrics.png and the
+final adapter/ (or model/). JSON files are written atomically; results.csv and events.jsonl are append-only
+logs, flushed per line, and cut back to the checkpoint on resume.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tunesmith.paths import atomic_write_text, data_dir
+
+RESULTS_COLUMNS = (
+    "step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
+    "full_valid_loss", "full_valid_mean_token_accuracy",
+)
+STATUSES = ("queued", "running", "paused", "succeeded", "failed", "cancelled")
+
+
+def new_run_dir(suffix: str | None = None) -> Path:
+    """A fresh directory under <data dir>/runs named like an OpenAI job id."""
+    name = "ftjob-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    if suffix:
+        name += "-" + re.sub(r"[^A-Za-z0-9_.-]", "-", suffix)
+    return data_dir() / "runs" / name
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+@dataclass
+class RunFiles:
+    root: Path
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "checkpoints"
+
+    def write_state(self, status: str, **fields: Any) -> dict[str, Any]:
+        assert status in STATUSES, status
+        path = self.root / "state.json"
+        state = read_json(path) if path.is_file() else {}
+        state.update(fields, status=status, updated_at=int(time.time()))
+        state.setdefault("error", None)
+        write_json(path, state)
+        return state
+
+    def read_state(self) -> dict[str, Any]:
+        return read_json(self.root / "state.json")
+
+    def append_result(self, row: dict[str, Any]) -> None:
+        path = self.root / "results.csv"
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow({k: _fmt(row.get(k)) for k in RESULTS_COLUMNS})
+
+    def read_results(self) -> list[dict[str, str]]:
+        path = self.root / "results.csv"
+        if not path.is_file():
+            return []
+        with open(path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def truncate_results(self, last_step: int) -> None:
+        """Drop rows after `last_step`: a resumed run recomputes them."""
+        kept = [r for r in self.read_results() if int(r["step"]) <= last_step]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_text(self.root / "results.csv", out.getvalue())
+
+    def append_event(self, message: str, *, level: str = "info", type: str = "message", data: Any = None) -> dict:
+        """An OpenAI `fine_tuning.job.event` object, appended to events.jsonl and returned."""
+        event = {
+            "object": "fine_tuning.job.event",
+            "id": "ftevent-" + secrets.token_hex(12),
+            "created_at": int(time.time()),
+            "level": level,
+            "message": message,
+            "data": data if data is not None else {},
+            "type": type,
+        }
+        with open(self.root / "events.jsonl", "a") as f:
+            f.write(json.dumps(event) + "\n")
+            f.flush()
+        return event
+
+    def checkpoint_dir(self, step: int) -> Path:
+        return self.checkpoints / f"step-{step}"
+
+    def list_checkpoints(self) -> list[Path]:
+        """Complete checkpoints (trainer_state.pt written last), oldest first."""
+        if not self.checkpoints.is_dir():
+            return []
+        found = [p for p in self.checkpoints.glob("step-*") if (p / "trainer_state.pt").is_file()]
+        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
+
+    def prune_checkpoints(self, keep: int) -> None:
+        for old in self.list_checkpoints()[:-keep]:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6f}"
+    return str(value)
+
+
+def plot_metrics(run: RunFiles) -> Path | None:
+    """metrics.png: loss and token accuracy per step, train and validation."""
+    rows = run.read_results()
+    if not rows:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def series(column: str) -> tuple[list[int], list[float]]:
+        points = [(int(r["step"]), float(r[column])) for r in rows if r.get(column)]
+        return [p[0] for p in points], [p[1] for p in points]
+
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
+    for column, style in (("train_loss", "-"), ("valid_loss", "o-"), ("full_valid_loss", "s--")):
+        xs, ys = series(column)
+        if xs:
+            ax_loss.plot(xs, ys, style, label=column, markersize=3)
+    for column, style in (("train_mean_token_accuracy", "-"), ("valid_mean_token_accuracy", "o-"),
+                          ("full_valid_mean_token_accuracy", "s--")):
+        xs, ys = series(column)
+        if xs:
+            ax_acc.plot(xs, ys, style, label=column, markersize=3)
+    ax_loss.set(xlabel="step", ylabel="loss", title="loss")
+    ax_acc.set(xlabel="step", ylabel="token accuracy", title="mean token accuracy", ylim=(0, 1))
+    for ax in (ax_loss, ax_acc):
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    tmp = run.root / ".metrics.tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(run.root / "metrics.png")
+    return run.root / "metrics.png"

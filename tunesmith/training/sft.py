@@ -1,0 +1,557 @@
+"""Supervised fine-tuning: one loop, readable top to bottom.
+
+    result = train(TrainConfig(model="tiny-random", train="data.jsonl", n_epochs=2))
+    result = resume(result.run_dir)          # after a crash, kill -9, Ctrl-C or pause
+
+Set-up (model, data, optimizer), then for each step: pack the step's examples into padding-free
+micro-batches, run the decoder, apply the LM head and the loss only at trained positions, accumulate
+gradients normalised by the step's trained-token count, step the optimizer. A checkpoint closes every epoch
+(and any stop), holding everything a resume needs: weights, optimizer, scheduler, data position, RNG.
+
+Precision: LoRA trains fp32 adapter weights over a bf16 base wherever bf16 matmuls are native (CUDA, and
+CPUs with AMX / AVX512-BF16, where they run several times faster than fp32); float32 otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+
+from tunesmith.models import LoadedModel, load_model
+from tunesmith.training.adapters import (
+    check_method_available, count_parameters, causal_lm, decoder_and_head, load_quantized_base, make_trainable,
+)
+from tunesmith.training.collate import MicroBatch, collate_step
+from tunesmith.training.config import TrainConfig
+from tunesmith.training.dataset import PreparedData, prepare_data, validate_inputs
+from tunesmith.training.hparams import (
+    default_batch_size, default_learning_rate_multiplier, default_n_epochs, learning_rate,
+)
+from tunesmith.training.render import TokenizedExample
+from tunesmith.training.rundir import RunFiles, new_run_dir, plot_metrics, read_json, write_json
+
+StopSignal = Callable[[], Any]  # falsy: go on; "pause": checkpoint and pause; other truthy: checkpoint and cancel
+EventSink = Callable[[dict], None]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # succeeded | cancelled | paused | failed
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    trained_tokens: int = 0
+    train_loss: float | None = None
+    output_dir: Path | None = None  # adapter/ or model/ once succeeded
+    error: str | None = None
+
+
+@dataclass
+class Hyperparameters:
+    n_epochs: int
+    batch_size: int
+    learning_rate_multiplier: float
+    learning_rate: float
+
+    @classmethod
+    def resolve(cls, config: TrainConfig, n_examples: int) -> "Hyperparameters":
+        n_epochs = default_n_epochs(n_examples) if config.n_epochs == "auto" else int(config.n_epochs)
+        batch_size = default_batch_size(n_examples) if config.batch_size == "auto" else int(config.batch_size)
+        batch_size = min(batch_size, n_examples)
+        multiplier = (default_learning_rate_multiplier(batch_size) if config.learning_rate_multiplier == "auto"
+                      else float(config.learning_rate_multiplier))
+        return cls(n_epochs, batch_size, multiplier, learning_rate(config.method, multiplier))
+
+
+@dataclass
+class Progress:
+    """Where the run is: the part of trainer_state.pt that is not tensors."""
+    step: int = 0
+    epoch: int = 0  # the epoch in progress
+    step_in_epoch: int = 0  # steps of that epoch already done
+    trained_tokens: int = 0
+    losses: list[float] = field(default_factory=list)
+
+
+# --- entry points --------------------------------------------------------------------------------------------
+
+
+def train(config: TrainConfig, *, should_stop: StopSignal | None = None, on_event: EventSink | None = None) -> RunResult:
+    """Fine-tune as `config` says, in a new run directory (config.output or a fresh one under the data dir)."""
+    run = RunFiles(Path(config.output) if config.output else new_run_dir(config.suffix))
+    if (run.root / "state.json").is_file():
+        raise FileExistsError(f"{run.root} already holds a run; continue it with `tunesmith train --resume {run.root}`")
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_json(run.root / "config.json", config.to_json_dict())
+    run.write_state("queued", step=0, total_steps=None, epoch=0, trained_tokens=0)
+    return _run(run, config, should_stop=should_stop, on_event=on_event)
+
+
+def resume(run_dir: Path | str, *, should_stop: StopSignal | None = None, on_event: EventSink | None = None) -> RunResult:
+    """Continue a run from its last checkpoint (or from the start, if it died before the first one)."""
+    run = RunFiles(Path(run_dir))
+    if not (run.root / "config.json").is_file():
+        raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
+    if run.read_state().get("status") == "succeeded":
+        raise ValueError(f"{run.root} already finished; to train further start a new run with --model {run.root}")
+    saved = read_json(run.root / "config.json")
+    config = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.model_fields})
+    return _run(run, config, should_stop=should_stop, on_event=on_event, resuming=True)
+
+
+@dataclass
+class RunPlan:
+    """What a run would do, without loading weights: `train --dry-run` prints it."""
+    data: PreparedData
+    hyperparameters: Hyperparameters
+    total_steps: int
+    tokenizer: Any
+
+
+def plan(config: TrainConfig) -> RunPlan:
+    """Validate and tokenise the data, resolve "auto": everything up to the first step."""
+    loaded = load_model(resolve_model_ref(config.model), load_weights=False)
+    validate_inputs(config, loaded.tokenizer, loaded.context_length)
+    data = prepare_data(config, loaded.tokenizer, loaded.context_length)
+    hp = Hyperparameters.resolve(config, len(data.train))
+    return RunPlan(data, hp, hp.n_epochs * math.ceil(len(data.train) / hp.batch_size), loaded.tokenizer)
+
+
+# --- the run -------------------------------------------------------------------------------------------------
+
+
+def _run(run: RunFiles, config: TrainConfig, *, should_stop: StopSignal | None, on_event: EventSink | None,
+         resuming: bool = False) -> RunResult:
+    def emit(message: str, **kw: Any) -> None:
+        event = run.append_event(message, **kw)
+        if on_event is not None:
+            on_event(event)
+
+    stop_flag = _InterruptFlag()
+    try:
+        with stop_flag:
+            return _train_loop(run, config, emit, should_stop, stop_flag, resuming)
+    except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoint still resumes
+        run.write_state("cancelled", error=None)
+        emit("Fine-tuning job interrupted; resume continues from the last checkpoint", level="warn")
+        raise
+    except Exception as e:
+        message = f"{type(e).__name__}: {e}"
+        run.write_state("failed", error=message)
+        emit(f"Fine-tuning job failed: {message}", level="error")
+        raise
+
+
+def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], should_stop: StopSignal | None,
+                stop_flag: "_InterruptFlag", resuming: bool) -> RunResult:
+    check_method_available(config.method)
+    device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if config.device == "auto" else config.device))
+    torch.manual_seed(config.seed)
+    random.seed(config.seed)
+
+    dtype = training_dtype(config, device)
+    loaded, base_ref = load_base(config, device, dtype)
+    tokenizer = loaded.tokenizer
+    validate_inputs(config, tokenizer, loaded.context_length)
+    data = prepare_data(config, tokenizer, loaded.context_length)
+    for warning in data.warnings:
+        emit(warning, level="warn")
+
+    hp = Hyperparameters.resolve(config, len(data.train))
+    steps_per_epoch = math.ceil(len(data.train) / hp.batch_size)
+    total_steps = hp.n_epochs * steps_per_epoch
+    model = make_trainable(loaded.model, config, base_ref)
+    if config.method != "full" and dtype != torch.float32:
+        for p in model.parameters():  # LoRA weights in fp32 over a bf16 base: AdamW updates stay exact
+            if p.requires_grad:
+                p.data = p.data.float()
+    if config.gradient_checkpointing:
+        causal_lm(model).gradient_checkpointing_enable()
+        if hasattr(model, "enable_input_require_grads"):
+            model.enable_input_require_grads()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=config.weight_decay)
+    warmup = int(config.warmup_ratio * total_steps)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total_steps))
+
+    progress = Progress()
+    resuming = resuming and (run.root / "data.json").is_file()  # else it died in set-up: start afresh
+    if resuming:
+        _check_same_data(run, data)
+        progress = _restore_checkpoint(run, model, optimizer, scheduler)
+        run.truncate_results(progress.step)
+        emit(f"Resumed from step {progress.step}", data={"step": progress.step})
+    else:
+        trainable, total = count_parameters(model)
+        write_json(run.root / "config.json", {
+            **config.to_json_dict(),
+            "n_epochs": hp.n_epochs, "batch_size": hp.batch_size,
+            "learning_rate_multiplier": hp.learning_rate_multiplier,
+            "learning_rate": hp.learning_rate, "base_model": base_ref, "device": device.type,
+            "torch_dtype": str(dtype).removeprefix("torch."),
+            "trainable_parameters": trainable, "total_parameters": total,
+        })
+        write_json(run.root / "data.json", {
+            **data.summary(), "trained_tokens_estimate": sum(len(e) for e in data.train) * hp.n_epochs,
+        })
+        emit("Fine-tuning job started", data={"total_steps": total_steps, "n_epochs": hp.n_epochs,
+                                              "batch_size": hp.batch_size, "learning_rate": hp.learning_rate})
+    run.write_state("running", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
+                    trained_tokens=progress.trained_tokens, error=None)
+
+    decoder, head = decoder_and_head(model)
+    precision = mixed_precision(model, dtype, device)
+    pad_id = tokenizer.pad_token_id
+    eval_steps = config.eval_steps or max(1, total_steps // 10)
+    model.train()
+    last_state_write = 0.0
+    while progress.epoch < hp.n_epochs:
+        order = epoch_order(len(data.train), config.seed, progress.epoch)
+        while True:
+            first = progress.step_in_epoch * hp.batch_size
+            examples = [data.train[i] for i in order[first : first + hp.batch_size]]
+            started = time.perf_counter()
+            loss, accuracy, n_tokens = train_step(
+                model, decoder, head, optimizer, scheduler,
+                collate_step(examples, config.micro_batch_tokens, pad_id), device, precision,
+            )
+            elapsed = time.perf_counter() - started
+            progress.step += 1
+            progress.step_in_epoch += 1
+            progress.trained_tokens += n_tokens
+            row = {"step": progress.step, "train_loss": loss, "train_mean_token_accuracy": accuracy}
+            if data.valid and progress.step % eval_steps == 0:
+                batch = validation_batch(data.valid, hp.batch_size, progress.step // eval_steps)
+                row["valid_loss"], row["valid_mean_token_accuracy"] = evaluate(
+                    model, decoder, head, batch, config.micro_batch_tokens, pad_id, device, precision)
+            epoch_done = progress.step_in_epoch == steps_per_epoch
+            if epoch_done:
+                progress.epoch += 1
+                progress.step_in_epoch = 0
+                if data.valid:
+                    row["full_valid_loss"], row["full_valid_mean_token_accuracy"] = evaluate(
+                        model, decoder, head, data.valid, config.micro_batch_tokens, pad_id, device, precision)
+            run.append_result(row)
+            emit(f"Step {progress.step}/{total_steps}: training loss={loss:.4f}", type="metrics", data={
+                **row, "total_steps": total_steps, "epoch": progress.epoch,
+                "tokens_per_second": n_tokens / elapsed if elapsed > 0 else None, "step_seconds": elapsed,
+            })
+            progress.losses.append(loss)
+            if epoch_done:
+                _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit)
+                emit(f"Checkpoint saved at step {progress.step} (epoch {progress.epoch})",
+                     data={"step": progress.step, "epoch": progress.epoch})
+            stop = stop_flag.requested or (should_stop() if should_stop is not None else None)
+            if stop:
+                return _stop(run, model, tokenizer, optimizer, scheduler, progress, config, total_steps, stop, emit)
+            if epoch_done or time.monotonic() - last_state_write > 1.0:
+                run.write_state("running", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
+                                trained_tokens=progress.trained_tokens)
+                last_state_write = time.monotonic()
+            if epoch_done:
+                break  # the next epoch draws its own order
+
+    output_dir = save_final(run, model, tokenizer, config, base_ref)
+    plot_metrics(run)
+    run.write_state("succeeded", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
+                    trained_tokens=progress.trained_tokens)
+    emit("The job has successfully completed", data={"output": str(output_dir)})
+    return RunResult(run.root, "succeeded", progress.step, total_steps, progress.epoch, progress.trained_tokens,
+                     progress.losses[-1] if progress.losses else None, output_dir)
+
+
+def training_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
+    """bf16 base weights where the hardware multiplies bf16 natively; float32 elsewhere. Full fine-tuning
+    on CPU stays float32: its AdamW updates would be lost to bf16 rounding."""
+    if config.dtype != "auto":
+        return torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
+    if device.type == "cuda":
+        return torch.bfloat16
+    if config.method != "full" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX or AVX512-BF16: bf16 matmuls run several times faster than float32 (Linux /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def mixed_precision(model: Any, dtype: torch.dtype,
+                    device: torch.device) -> Callable[[], contextlib.AbstractContextManager]:
+    """The context each forward runs in. Over a bf16 base, autocast runs the fp32 LoRA matmuls in bf16 too,
+    and PEFT's own cast of every LoRA input to fp32 (a copy per layer, ~20% of a CPU step) is switched off."""
+    from peft import PeftModel
+    from peft.helpers import disable_input_dtype_casting
+
+    if dtype != torch.bfloat16 or not isinstance(model, PeftModel):
+        return contextlib.nullcontext
+
+    def context() -> contextlib.AbstractContextManager:
+        stack = contextlib.ExitStack()
+        stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
+        stack.enter_context(disable_input_dtype_casting(model))
+        return stack
+
+    return context
+
+
+def load_base(config: TrainConfig, device: torch.device, dtype: torch.dtype) -> tuple[LoadedModel, str]:
+    """The model to start from, and the base model reference its adapter will name."""
+    ref = resolve_model_ref(config.model)
+    if config.method == "qlora":
+        tokenizer_only = load_model(ref, load_weights=False)
+        tokenizer_only.model = load_quantized_base(tokenizer_only.source)
+        loaded = tokenizer_only
+    else:
+        loaded = load_model(ref, dtype=dtype, device=str(device))
+        loaded.model.to(dtype)  # tiny-random and some paths build in float32 whatever they are asked
+    base_ref = ref
+    if loaded.adapter_dir is not None:  # continuing an earlier adapter: it still sits on the same base
+        meta = loaded.adapter_dir / "tunesmith.json"
+        adapter_config = json.loads((loaded.adapter_dir / "adapter_config.json").read_text())
+        base_ref = (json.loads(meta.read_text())["base_model"] if meta.is_file()
+                    else adapter_config.get("base_model_name_or_path") or ref)
+    elif Path(ref).exists():  # a local model folder (a full fine-tune's model/ is its own base)
+        base_ref = str(Path(ref).resolve())
+    return loaded, base_ref
+
+
+def resolve_model_ref(ref: str) -> str:
+    """A full fine-tune's run directory stands for its model/ folder (its config.json is the run's)."""
+    path = Path(ref).expanduser()
+    if (path / "state.json").is_file() and (path / "model" / "config.json").is_file():
+        return str(path / "model")
+    return ref
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
+    """The example order of one epoch: a function of (seed, epoch) alone, so a resume replays it exactly."""
+    generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+def validation_batch(valid: list[TokenizedExample], batch_size: int, index: int) -> list[TokenizedExample]:
+    """The index-th validation batch, cycling through the validation set."""
+    start = (index * batch_size) % len(valid)
+    return [valid[(start + k) % len(valid)] for k in range(min(batch_size, len(valid)))]
+
+
+# --- one step ------------------------------------------------------------------------------------------------
+
+
+def loss_at_targets(decoder: Any, head: Any, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy, correct predictions) over the batch's trained positions only.
+
+    The hidden states are gathered where a trained token comes next before the LM head: a prompt-heavy
+    batch skips most of the vocabulary-sized matmul and never materialises its logits.
+    """
+    # attention_mask=None on purpose: transformers then reads the packed layout from position_ids.
+    hidden = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).last_hidden_state
+    hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.target_index)
+    logits = head(hidden).float()
+    loss = F.cross_entropy(logits, batch.target_ids, reduction="sum")
+    correct = (logits.detach().argmax(-1) == batch.target_ids).sum()
+    return loss, correct
+
+
+def train_step(model: Any, decoder: Any, head: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
+               micro_batches: list[MicroBatch], device: torch.device,
+               precision: Callable[[], Any] = contextlib.nullcontext) -> tuple[float, float, int]:
+    """One optimizer step over its micro-batches; returns (mean loss per trained token, accuracy, tokens)."""
+    n_targets = sum(mb.n_targets for mb in micro_batches)
+    total_loss = 0.0
+    total_correct = 0
+    for mb in micro_batches:
+        mb = mb.to(device)
+        with precision():
+            loss, correct = loss_at_targets(decoder, head, mb)
+        # Divide by the whole step's trained tokens, not the micro-batch's: accumulated gradients then equal
+        # one big batch's, however the examples were split.
+        (loss / n_targets).backward()
+        total_loss += loss.item()
+        total_correct += int(correct)
+    torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return total_loss / n_targets, total_correct / n_targets, sum(mb.n_tokens for mb in micro_batches)
+
+
+@torch.no_grad()
+def evaluate(model: Any, decoder: Any, head: Any, examples: list[TokenizedExample], micro_batch_tokens: int,
+             pad_id: int, device: torch.device,
+             precision: Callable[[], Any] = contextlib.nullcontext) -> tuple[float, float]:
+    """(loss per trained token, token accuracy) without keeping any logits beyond one micro-batch."""
+    model.eval()
+    total_loss, total_correct, n_targets = 0.0, 0, 0
+    chunk = 64  # examples per collate call: bounded memory on large validation sets
+    for k in range(0, len(examples), chunk):
+        for mb in collate_step(examples[k : k + chunk], micro_batch_tokens, pad_id):
+            with precision():
+                loss, correct = loss_at_targets(decoder, head, mb.to(device))
+            total_loss += loss.item()
+            total_correct += int(correct)
+            n_targets += mb.n_targets
+    model.train()
+    return total_loss / n_targets, total_correct / n_targets
+
+
+def _lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warm-up, then linear decay to zero at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+# --- checkpoints ---------------------------------------------------------------------------------------------
+
+
+def _save_checkpoint(run: RunFiles, model: Any, tokenizer: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     progress: Progress, keep: int) -> Path:
+    final = run.checkpoint_dir(progress.step)
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _save_weights(model, tmp)
+    tokenizer.save_pretrained(str(tmp))  # the exact chat template travels with every checkpoint
+    torch.save({
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "step": progress.step, "epoch": progress.epoch, "step_in_epoch": progress.step_in_epoch,
+        "trained_tokens": progress.trained_tokens, "losses": progress.losses,
+        "rng_torch": torch.get_rng_state(),
+        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "rng_python": list(random.getstate()[1]),
+    }, tmp / "trainer_state.pt")
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    run.prune_checkpoints(keep)
+    return final
+
+
+def _save_weights(model: Any, directory: Path) -> None:
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        # Only the adapter (adapter_model.safetensors + adapter_config.json). The vocabulary is never resized
+        # here, so embeddings stay out (PEFT would otherwise look the base model up online to decide).
+        model.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
+    else:
+        model.save_pretrained(str(directory), safe_serialization=True)
+
+
+def _restore_checkpoint(run: RunFiles, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any) -> Progress:
+    checkpoints = run.list_checkpoints()
+    if not checkpoints:
+        return Progress()  # died before the first checkpoint: start over, same seed, same run
+    latest = checkpoints[-1]
+    _load_weights(model, latest)
+    state = torch.load(latest / "trainer_state.pt", map_location="cpu", weights_only=True)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(state["rng_torch"])
+    if state["rng_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    python_state = random.getstate()
+    random.setstate((python_state[0], tuple(state["rng_python"]), python_state[2]))
+    return Progress(state["step"], state["epoch"], state["step_in_epoch"], state["trained_tokens"],
+                    list(state["losses"]))
+
+
+def _check_same_data(run: RunFiles, data: PreparedData) -> None:
+    recorded = read_json(run.root / "data.json") if (run.root / "data.json").is_file() else None
+    if recorded and recorded["training_file"]["sha256"] != data.fingerprints["train"]:
+        raise ValueError(f"{run.root}: the training file changed since the run started; a resume would not "
+                         "replay the same run. Start a new run instead")
+
+
+def _load_weights(model: Any, directory: Path) -> None:
+    from peft import PeftModel, set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    for file in sorted(directory.glob("*.safetensors")):
+        tensors.update(load_file(str(file)))
+    if isinstance(model, PeftModel):
+        result = set_peft_model_state_dict(model, tensors)
+        if getattr(result, "unexpected_keys", None):
+            raise RuntimeError(f"{directory}: checkpoint does not match the adapter: {result.unexpected_keys[:5]}")
+    else:
+        missing, unexpected = model.load_state_dict(tensors, strict=False)
+        if unexpected:
+            raise RuntimeError(f"{directory}: checkpoint does not match the model: {unexpected[:5]}")
+
+
+def _stop(run: RunFiles, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, progress: Progress,
+          config: TrainConfig, total_steps: int, stop: Any, emit: Callable[..., None]) -> RunResult:
+    status = "paused" if stop == "pause" else "cancelled"
+    if not run.checkpoint_dir(progress.step).is_dir():
+        _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit)
+    plot_metrics(run)
+    run.write_state(status, step=progress.step, total_steps=total_steps, epoch=progress.epoch,
+                    trained_tokens=progress.trained_tokens)
+    emit(f"Fine-tuning job {status} at step {progress.step}; continue with `tunesmith train --resume {run.root}`",
+         data={"step": progress.step})
+    return RunResult(run.root, status, progress.step, total_steps, progress.epoch, progress.trained_tokens,
+                     progress.losses[-1] if progress.losses else None)
+
+
+# --- the final model -----------------------------------------------------------------------------------------
+
+
+def save_final(run: RunFiles, model: Any, tokenizer: Any, config: TrainConfig, base_ref: str) -> Path:
+    """adapter/ (PEFT, as peft and vLLM load it) or model/ (full), with the tokenizer and its exact template."""
+    final = run.root / ("model" if config.method == "full" else "adapter")
+    tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    _save_weights(model, tmp)
+    tokenizer.save_pretrained(str(tmp))
+    write_json(tmp / "tunesmith.json", {
+        "base_model": base_ref, "method": config.method, "run_dir": str(run.root.resolve()),
+        "created_at": int(time.time()),
+    })
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+class _InterruptFlag:
+    """Turns the first Ctrl-C into a request to checkpoint and stop at the end of the step; a second one
+    interrupts at once. Only installed in the main thread (a jobs worker thread uses should_stop)."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> "_InterruptFlag":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True

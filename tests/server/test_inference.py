@@ -1,0 +1,52 @@
+"""Many LoRA adapters over one base model (LRU-bounded), and streaming's stop-string handling."""
+
+from __future__ import annotations
+
+import torch
+from peft import LoraConfig, get_peft_model
+
+from tunesmith.models import build_tiny_model, load_smollm2_tokenizer
+from tunesmith.server.inference import ModelPool, ModelTarget, SamplingParams, StreamResult, _held_back, stream_text
+
+
+def save_random_adapter(path, seed: int):
+    tokenizer = load_smollm2_tokenizer()
+    base = build_tiny_model(tokenizer)  # seeds torch itself: seed the adapter's random weights after it
+    torch.manual_seed(seed)
+    lora = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    get_peft_model(base, lora).save_pretrained(str(path))
+    return path
+
+
+def last_logits(pool: ModelPool, target: ModelTarget) -> torch.Tensor:
+    with pool.use(target) as (model, tokenizer):
+        ids = torch.tensor([tokenizer("The quick brown fox")["input_ids"]])
+        with torch.no_grad():
+            return model(input_ids=ids).logits[0, -1].clone()
+
+
+def test_adapters_switch_over_one_base_and_least_recently_used_goes(tmp_path):
+    a, b = save_random_adapter(tmp_path / "a", 1), save_random_adapter(tmp_path / "b", 2)
+    pool = ModelPool(max_adapters=1)
+    base = ModelTarget("tiny-random", "tiny-random")
+    with_a, with_b = ModelTarget("ft:a", "tiny-random", a), ModelTarget("ft:b", "tiny-random", b)
+    plain = last_logits(pool, base)
+    logits_a = last_logits(pool, with_a)
+    logits_b = last_logits(pool, with_b)
+    assert pool.loaded_adapters() == [b]  # bound of 1: loading b dropped a
+    assert not torch.allclose(logits_a, logits_b) and not torch.allclose(plain, logits_a)
+    assert torch.allclose(last_logits(pool, with_a), logits_a, atol=1e-5)  # reloaded on demand, same weights
+    assert torch.allclose(last_logits(pool, base), plain, atol=1e-5)  # the base answers without any adapter
+    pool.evict(a)
+    assert pool.loaded_adapters() == []
+
+
+def test_stream_never_sends_a_stop_string_or_half_of_one(tiny):
+    ids = tiny.tokenizer("hello there")["input_ids"]
+    greedy = SamplingParams(max_tokens=8, temperature=0)
+    full = "".join(stream_text(tiny.model, tiny.tokenizer, ids, greedy, StreamResult()))
+    stop = full[3:6]
+    result = StreamResult()
+    pieces = list(stream_text(tiny.model, tiny.tokenizer, ids, SamplingParams(8, 0, 1.0, [stop]), result))
+    assert "".join(pieces) == full[:full.find(stop)] and result.finish_reason == "stop"
+    assert _held_back("answer: SEL", ["SELECT"]) == 3 and _held_back("caf\ufffd", []) == 1

@@ -1,0 +1,168 @@
+"""`POST /chat/completions` (and Azure's `/deployments/{name}/chat/completions`): non-streaming and SSE."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from tunesmith.catalog import find_model_spec
+from tunesmith.jobs.store import new_id
+from tunesmith.server.errors import OpenAIError
+from tunesmith.server.inference import ModelTarget, SamplingParams, StreamResult, stream_text
+from tunesmith.server.models_api import resolve_model
+from tunesmith.server.state import ServerState, server_state
+
+router = APIRouter(tags=["chat"])
+azure_router = APIRouter(tags=["azure"])
+
+DEFAULT_MAX_TOKENS = 512  # a CPU-friendly default when the request names none
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")  # logprobs, user, metadata, … are accepted and ignored
+    model: str | None = None  # Azure puts the deployment in the path instead
+    messages: list[dict[str, Any]] = Field(..., min_length=1)
+    max_tokens: int | None = Field(None, ge=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0, le=2)
+    top_p: float | None = Field(None, gt=0, le=1)
+    n: int = Field(1, ge=1, le=16)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[dict[str, Any]] | None = None
+
+
+@router.post("/chat/completions")
+def chat_completions(request: Request, body: ChatRequest) -> Any:
+    if not body.model:
+        raise OpenAIError(400, "you must provide a model parameter", param="model", code="missing_required_parameter")
+    return _complete(server_state(request), body, body.model)
+
+
+@azure_router.post("/deployments/{deployment:path}/chat/completions")
+def azure_chat_completions(request: Request, deployment: str, body: ChatRequest) -> Any:
+    return _complete(server_state(request), body, deployment)
+
+
+def _complete(state: ServerState, body: ChatRequest, model: str) -> Any:
+    target = resolve_model(state, model)
+    messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
+    stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
+    if len(stops) > 4:
+        raise OpenAIError(400, "stop holds at most 4 sequences", param="stop", code="invalid_value")
+    params = SamplingParams(
+        max_tokens=body.max_completion_tokens or body.max_tokens or DEFAULT_MAX_TOKENS,
+        temperature=1.0 if body.temperature is None else body.temperature,
+        top_p=1.0 if body.top_p is None else body.top_p, stop=stops, seed=body.seed,
+    )
+    if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return StreamingResponse(_sse(state, target, messages, body, params, include_usage),
+                                 media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+    return _completion(state, target, messages, body, params)
+
+
+def _completion(state: ServerState, target: ModelTarget, messages: list[dict[str, Any]], body: ChatRequest,
+                params: SamplingParams) -> dict[str, Any]:
+    from tunesmith.evaluate.predict import encode_prompt, generate
+
+    with state.pool.use(target) as (model, tokenizer):
+        prompt_ids = encode_prompt(tokenizer, messages)
+        params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
+        generations = generate(model, tokenizer, [messages] * body.n, max_new_tokens=params.max_tokens,
+                               stop=params.stop, temperature=params.temperature, top_p=params.top_p,
+                               batch_size=body.n, seed=params.seed)
+    choices = [{"index": i, "message": {"role": "assistant", "content": g.text, "refusal": None,
+                                        "annotations": [], "tool_calls": None},
+                "logprobs": None, "finish_reason": g.finish_reason} for i, g in enumerate(generations)]
+    completion_tokens = sum(g.completion_tokens for g in generations)
+    return {"id": new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
+            "model": target.name, "choices": choices, "system_fingerprint": None,
+            "usage": _usage(len(prompt_ids), completion_tokens)}
+
+
+def _sse(state: ServerState, target: ModelTarget, messages: list[dict[str, Any]], body: ChatRequest,
+         params: SamplingParams, include_usage: bool) -> Iterator[str]:
+    from tunesmith.evaluate.predict import encode_prompt
+
+    meta = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": target.name, "system_fingerprint": None}
+
+    def chunk(choices: list[dict[str, Any]], **extra: Any) -> str:
+        return "data: " + json.dumps({**meta, "choices": choices, **extra}) + "\n\n"
+
+    def delta(index: int, d: dict[str, Any], finish: str | None = None) -> str:
+        usage = {"usage": None} if include_usage else {}
+        return chunk([{"index": index, "delta": d, "logprobs": None, "finish_reason": finish}], **usage)
+
+    try:
+        with state.pool.use(target) as (model, tokenizer):
+            prompt_ids = encode_prompt(tokenizer, messages)
+            params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
+            completion_tokens = 0
+            for index in range(body.n):
+                result = StreamResult()
+                yield delta(index, {"role": "assistant", "content": ""})
+                seed = None if params.seed is None else params.seed + index  # n differing samples, reproducibly
+                for text in stream_text(model, tokenizer, prompt_ids, _with_seed(params, seed), result):
+                    yield delta(index, {"content": text})
+                yield delta(index, {}, result.finish_reason)
+                completion_tokens += result.completion_tokens
+        if include_usage:
+            yield chunk([], usage=_usage(len(prompt_ids), completion_tokens))
+    except OpenAIError as e:  # headers are gone: the SDK reads an error event and raises APIError
+        yield "data: " + json.dumps(e.body()) + "\n\n"
+    except Exception as e:
+        yield "data: " + json.dumps(OpenAIError(500, f"{type(e).__name__}: {e}").body()) + "\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _with_seed(params: SamplingParams, seed: int | None) -> SamplingParams:
+    return SamplingParams(params.max_tokens, params.temperature, params.top_p, params.stop, seed)
+
+
+def _checked_max_tokens(target: ModelTarget, prompt_tokens: int, max_tokens: int) -> int:
+    spec = find_model_spec(target.base)
+    context = spec.context_length if spec is not None else None
+    if context is None:
+        return max_tokens
+    if prompt_tokens >= context:
+        raise OpenAIError(400, f"This model's maximum context length is {context} tokens; the messages have "
+                               f"{prompt_tokens}.", param="messages", code="context_length_exceeded")
+    return min(max_tokens, context - prompt_tokens)
+
+
+def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
+
+
+def _plain_message(message: dict[str, Any], index: int) -> dict[str, Any]:
+    """An OpenAI message with text-part content flattened to a string (the models served here read text)."""
+    role = message.get("role")
+    if role not in ("system", "developer", "user", "assistant", "tool"):
+        raise OpenAIError(400, f"messages[{index}].role must be system, user, assistant or tool; got {role!r}",
+                          param=f"messages.[{index}].role", code="invalid_value")
+    content = message.get("content")
+    if isinstance(content, list):
+        texts = [p.get("text", "") for p in content if isinstance(p, dict) and p.get("type") == "text"]
+        if len(texts) != len(content):
+            raise OpenAIError(400, f"messages[{index}].content: only text parts are supported here",
+                              param=f"messages.[{index}].content", code="invalid_value")
+        content = "".join(texts)
+    out = {k: v for k, v in message.items() if k in ("role", "name", "tool_calls", "tool_call_id")}
+    out["role"] = "system" if role == "developer" else role
+    out["content"] = content
+    return out

@@ -1,0 +1,290 @@
+"""Read-only endpoints the studio pages need beyond the OpenAI API, under `/ui-api`.
+
+Everything here reads what other parts wrote: the job store's file records, run directories
+(`<data dir>/runs/<job id>`), eval directories (`<data dir>/evals/**/summary.json`), and the catalog.
+Nothing here writes; uploads, jobs and deletes go through the OpenAI-shaped `/v1` API like any SDK client.
+
+The store and data directory come from the app's `ServerState` (`server.state.server_state`); an app may also
+set `app.state.eval_roots` (a list of folders) to show eval runs kept elsewhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Query, Request
+
+from tunesmith.catalog import CATALOG, DEFAULT_MODEL, find_model_spec
+from tunesmith.jobs import runs
+from tunesmith.jobs.files import file_path
+from tunesmith.jobs.store import JobStore
+from tunesmith.server.state import server_state
+
+router = APIRouter(prefix="/ui-api", tags=["studio"])
+
+MAX_SHOWN_ITEMS = 200  # fixed/broken items sent to the page per comparison and grader
+
+
+def _not_found(what: str) -> HTTPException:
+    return HTTPException(404, {"error": {"message": what, "type": "invalid_request_error", "param": None,
+                                         "code": "not_found"}})
+
+
+def _bad_request(message: str, param: str | None = None) -> HTTPException:
+    return HTTPException(400, {"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                         "code": None}})
+
+
+def _store(request: Request) -> JobStore:
+    return server_state(request).store
+
+
+def _data_dir(request: Request) -> Path:
+    return server_state(request).data_dir
+
+
+# --- Catalog ------------------------------------------------------------------------------------------------
+@router.get("/catalog")
+def catalog() -> dict[str, Any]:
+    """Every catalog model, for the job form (local ones train here; provider ones through their API)."""
+    models = [{**dataclasses.asdict(spec), "local": spec.local} for spec in CATALOG]
+    return {"object": "list", "default": DEFAULT_MODEL, "data": models}
+
+
+# --- Files ----------------------------------------------------------------------------------------------------
+def token_histogram(stats: dict[str, Any]) -> dict[str, list[int]]:
+    """The report's histogram (`[{"lo","hi","count"}]`, hi inclusive) as bin `edges` and `counts` for a chart."""
+    bins = stats.get("histogram") or []
+    if not bins:
+        return {"edges": [], "counts": []}
+    return {"edges": [int(bins[0]["lo"])] + [int(b["hi"]) + 1 for b in bins], "counts": [int(b["count"]) for b in bins]}
+
+
+@functools.lru_cache(maxsize=32)
+def _report_with_tokens(path: str, mtime_ns: int, model: str) -> dict[str, Any]:
+    """Validation with `model`'s tokenizer (token stats, billing); cached per file version and model."""
+    from tunesmith.data.validate import validate_file
+
+    return json.loads(json.dumps(validate_file(path, model=model).to_dict(), default=str))
+
+
+@router.get("/files/{file_id}/report")
+def file_report(file_id: str, request: Request, model: str | None = None) -> dict[str, Any]:
+    """The validation report of an uploaded file, with token statistics and a histogram of example lengths.
+
+    The report made at upload is used when it already counted tokens and no `model` is asked for; otherwise
+    the file is validated again with the model's tokenizer and context length (the default model's when none
+    is named), since billing tokens differ between tokenizers.
+    """
+    record = _store(request).get_file(file_id)
+    if record is None:
+        raise _not_found(f"No such file: {file_id}")
+    if model is not None and find_model_spec(model) is None:
+        raise _bad_request(f"unknown model {model!r}: pick one from /ui-api/catalog", "model")
+    report = record.report or {}
+    if model is not None or not (report.get("stats") or {}).get("tokens"):
+        path = file_path(_data_dir(request), record)
+        if not path.is_file():
+            raise _not_found(f"The content of {file_id} is gone from the server's data directory")
+        model = model or DEFAULT_MODEL
+        report = _report_with_tokens(str(path), path.stat().st_mtime_ns, model)
+    stats = report.get("stats") or {}
+    return {
+        "id": record.id,
+        "filename": record.filename,
+        "status": record.status,
+        "ok": bool(report.get("ok")),
+        "n_examples": report.get("n_examples", 0),
+        "errors": report.get("errors", []),
+        "warnings": report.get("warnings", []),
+        "stats": stats,
+        "tokenizer": model,
+        "token_histogram": token_histogram(stats),
+    }
+
+
+# --- Jobs -----------------------------------------------------------------------------------------------------
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@router.get("/jobs/{job_id}/metrics")
+def job_metrics(job_id: str, request: Request) -> dict[str, Any]:
+    """results.csv as rows (oldest step first) plus the run's state.json; empty until training starts."""
+    if _store(request).get_job(job_id) is None:
+        raise _not_found(f"No such job: {job_id}")
+    run_dir = runs.run_dir_for(_data_dir(request), job_id)
+    results = runs.read_results(run_dir)
+    rows = [{"step": step, **{k: _finite_or_none(v) for k, v in cols.items()}} for step, cols in sorted(results.items())]
+    return {"job_id": job_id, "rows": rows, "state": runs.read_state(run_dir)}
+
+
+# --- Evaluations ----------------------------------------------------------------------------------------------
+def _eval_roots(request: Request) -> list[Path]:
+    extra = getattr(request.app.state, "eval_roots", None) or []
+    return [_data_dir(request) / "evals", *(Path(p) for p in extra)]
+
+
+def find_eval_dirs(roots: list[Path]) -> dict[str, Path]:
+    """Eval directories (those holding summary.json) under `roots`, by id = path relative to its root.
+
+    Ids come from this listing only, so a request can never name a folder outside the roots.
+    """
+    found: dict[str, Path] = {}
+    for root in roots:
+        if not root.is_dir():
+            continue
+        for summary in sorted(root.rglob("summary.json")):
+            rel = summary.parent.relative_to(root).as_posix()
+            found.setdefault(rel if rel != "." else root.name, summary.parent)
+    return found
+
+
+def _read_summary(eval_dir: Path) -> dict[str, Any]:
+    return runs.read_json(eval_dir / "summary.json")
+
+
+@router.get("/evals")
+def list_evals(request: Request) -> dict[str, Any]:
+    """Every eval run with its summary.json, newest first."""
+    roots = _eval_roots(request)
+    evals = [{"id": eval_id, **_read_summary(path)} for eval_id, path in find_eval_dirs(roots).items()]
+    evals.sort(key=lambda e: e.get("created_at") or "", reverse=True)
+    return {"object": "list", "data": evals, "roots": [str(r) for r in roots]}
+
+
+@router.get("/compare")
+def compare_evals(request: Request, ids: str = Query(..., description="eval ids, comma-separated; the first is the baseline")) -> dict[str, Any]:
+    """Each later eval against the first (`evaluate.compare`): per-grader delta, CI, p-value and verdict, and the
+    items fixed and broken with every eval's output side by side."""
+    from tunesmith.evaluate.compare import compare
+
+    wanted = list(dict.fromkeys(i for i in ids.split(",") if i))
+    if len(wanted) < 2:
+        raise _bad_request("compare needs at least two different eval ids", "ids")
+    known = find_eval_dirs(_eval_roots(request))
+    missing = [i for i in wanted if i not in known]
+    if missing:
+        raise _not_found(f"No such eval run: {', '.join(missing)}")
+    result = compare([known[i] for i in wanted])
+    runs_by_id = dict(zip(wanted, [result.baseline] + [t.treatment for t in result.treatments]))
+
+    comparisons, shown = [], set()
+    for cand_id, treatment in zip(wanted[1:], result.treatments):
+        graders = []
+        for g in treatment.graders:
+            row = {k: _finite_or_none(v) if isinstance(v, float) else v
+                   for k, v in dataclasses.asdict(g).items() if k != "item_deltas"}
+            row["ci95"] = [_finite_or_none(x) for x in g.ci95]
+            row["fixed"], row["broken"] = g.fixed[:MAX_SHOWN_ITEMS], g.broken[:MAX_SHOWN_ITEMS]
+            row["n_fixed"], row["n_broken"] = len(g.fixed), len(g.broken)
+            shown.update(row["fixed"] + row["broken"])
+            graders.append(row)
+        comparisons.append({"baseline": wanted[0], "candidate": cand_id, "graders": graders,
+                            "only_in_baseline": treatment.only_in_baseline,
+                            "only_in_candidate": treatment.only_in_treatment})
+    evals = [{"id": i, **run.summary} for i, run in runs_by_id.items()]
+    return {
+        "evals": evals,
+        "graders": list(dict.fromkeys(g for e in evals for g in (e.get("graders") or {}))),
+        "comparisons": comparisons,
+        "warnings": result.warnings,
+        "items": {item_id: _item_outputs(item_id, runs_by_id) for item_id in sorted(shown)},
+    }
+
+
+def _item_outputs(item_id: str, runs_by_id: dict[str, Any]) -> dict[str, Any]:
+    """One item's prompt and reference, and each eval's output and scores for it."""
+    first = next(r.predictions[item_id] for r in runs_by_id.values() if item_id in r.predictions)
+    return {
+        "id": item_id,
+        "messages": first.get("messages", []),
+        "reference": first.get("reference"),
+        "outputs": {eval_id: {"output": r.predictions[item_id].get("output"),
+                              "scores": r.predictions[item_id].get("scores", {}),
+                              "details": r.predictions[item_id].get("details", {})}
+                    for eval_id, r in runs_by_id.items() if item_id in r.predictions},
+    }
+
+
+# --- Readiness and cost ---------------------------------------------------------------------------------------
+def _training_path(request: Request, file_id: str) -> Path:
+    record = _store(request).get_file(file_id)
+    if record is None:
+        raise _not_found(f"No such file: {file_id}")
+    return file_path(_data_dir(request), record)
+
+
+def _plain(value: Any) -> Any:
+    """A dataclass (or anything with to_dict) as JSON-ready data."""
+    if hasattr(value, "to_dict"):
+        value = value.to_dict()
+    elif dataclasses.is_dataclass(value):
+        value = dataclasses.asdict(value)
+    return json.loads(json.dumps(value, default=str))
+
+
+@router.get("/cost")
+def cost(
+    request: Request,
+    file_id: str,
+    model: str = DEFAULT_MODEL,
+    n_epochs: int | None = None,
+    gpu_hour_price: float | None = None,
+    requests_per_day: float | None = None,
+    prompt_tokens_before: float | None = None,
+    prompt_tokens_after: float | None = None,
+    completion_tokens: float = 0.0,
+) -> dict[str, Any]:
+    """What `tunesmith cost` reports for an uploaded training file."""
+    from tunesmith.assess.cost import UsageAssumptions, estimate_cost
+
+    if find_model_spec(model) is None:
+        raise _bad_request(f"unknown model {model!r}: pick one from /ui-api/catalog", "model")
+    usage = UsageAssumptions(requests_per_day=requests_per_day, prompt_tokens_before=prompt_tokens_before,
+                             prompt_tokens_after=prompt_tokens_after, completion_tokens=completion_tokens)
+    try:
+        estimate = estimate_cost(_training_path(request, file_id), model, n_epochs=n_epochs,
+                                 gpu_hour_price=gpu_hour_price, usage=usage)
+    except ValueError as e:
+        raise _bad_request(str(e), "file_id") from e
+    return _plain(estimate)
+
+
+@router.get("/assess")
+def assess(
+    request: Request,
+    use_case: str = "",
+    file_id: str | None = None,
+    validation_file_id: str | None = None,
+    baselines: str = Query("", description="eval ids of baselines, comma-separated"),
+    model: str = DEFAULT_MODEL,
+    metric: str | None = None,
+    target: float | None = None,
+) -> dict[str, Any]:
+    """What `tunesmith assess` reports, from files uploaded here and eval runs listed by /ui-api/evals."""
+    from tunesmith.assess.evidence import EvidenceError
+    from tunesmith.assess.readiness import assess as assess_readiness
+    from tunesmith.data.formats import DataError
+
+    if find_model_spec(model) is None:
+        raise _bad_request(f"unknown model {model!r}: pick one from /ui-api/catalog", "model")
+    known = find_eval_dirs(_eval_roots(request))
+    wanted = [i for i in baselines.split(",") if i]
+    missing = [i for i in wanted if i not in known]
+    if missing:
+        raise _not_found(f"No such eval run: {', '.join(missing)}")
+    try:
+        result = assess_readiness(
+            use_case=use_case,
+            train=_training_path(request, file_id) if file_id else None,
+            validation=_training_path(request, validation_file_id) if validation_file_id else None,
+            baselines=[known[i] for i in wanted], model=model, metric=metric, target=target)
+    except (EvidenceError, DataError, KeyError, ValueError) as e:
+        raise _bad_request(str(e)) from e
+    return _plain(result)

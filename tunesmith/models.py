@@ -75,7 +75,10 @@ def load_model(
         loaded = _load_hf_dir(local, ref, None, dtype, load_weights)
     elif path.is_dir():
         adapter = find_adapter_dir(path)
-        if adapter is not None:
+        if (path / "state.json").is_file() and (path / "model" / "config.json").is_file():
+            # a full fine-tune's run directory: its config.json is the run's, the model is in model/
+            loaded = _load_hf_dir(path / "model", ref, None, dtype, load_weights)
+        elif adapter is not None:
             loaded = _load_adapter(adapter, ref, dtype, device, load_weights)
         elif (path / "config.json").is_file():
             loaded = _load_hf_dir(path, ref, find_model_spec(path.name), dtype, load_weights)
@@ -217,7 +220,7 @@ def convert_gguf(gguf: Path) -> Path:
     """
     gguf = Path(gguf).resolve()
     stat = gguf.stat()
-    key = hashlib.sha256(f"{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    key = hashlib.sha256(f"v2:{gguf}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     out = cache_dir() / "models" / f"{gguf.stem}-{key}"
     if (out / "model.safetensors").is_file() and (out / "tokenizer_config.json").is_file():
         return out
@@ -225,7 +228,11 @@ def convert_gguf(gguf: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
     loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
-    model = type(loaded)(loaded.config)
+    config = loaded.config
+    # The weights are dequantised now; a config that still names the GGUF quantizer makes Trainer refuse them.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = type(loaded)(config)
     model.load_state_dict(loaded.state_dict())
     tmp = out.with_name(out.name + f".tmp-{os.getpid()}")
     model.save_pretrained(str(tmp), safe_serialization=True)

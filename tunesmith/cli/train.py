@@ -31,6 +31,12 @@ def train(
     micro_batch_tokens: int | None = typer.Option(None, "--micro-batch-tokens", help="tokens per forward pass"),
     lora_r: int | None = typer.Option(None, "--lora-r"),
     device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    torch_compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the forward"),
+    nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", min=1,
+                                              help="train on N processes (GPUs) per machine, through torchrun"),
+    nnodes: int = typer.Option(1, "--nnodes", min=1, help="machines taking part (each runs this command)"),
+    node_rank: int = typer.Option(0, "--node-rank", min=0, help="this machine's index, 0 … nnodes-1"),
+    rdzv_endpoint: str | None = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0 (--nnodes > 1)"),
     config: Path | None = typer.Option(None, "--config", help="YAML file of the same options (flags win)"),
     resume: Path | None = typer.Option(None, "--resume", help="continue this run directory from its checkpoint"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate, show the loss mask and the plan; no training"),
@@ -43,7 +49,14 @@ def train(
     from tunesmith.training import sft
     from tunesmith.training.config import TrainConfigError, build_config, load_config_file
 
+    from tunesmith.training.distributed import LaunchOptions, launch_training
+
+    launch_options = (LaunchOptions(nproc_per_node or 1, nnodes, node_rank, rdzv_endpoint)
+                      if nproc_per_node is not None or nnodes > 1 else None)
     try:
+        if resume is not None and launch_options is not None:
+            _report(launch_training(launch_options, resume_dir=resume))
+            return
         if resume is not None:
             follow = remote_train.resume_remote if remote_train.is_remote_run(resume) else sft.resume
             result = _with_progress(lambda on_event: follow(resume, on_event=on_event))
@@ -53,7 +66,7 @@ def train(
             "model": model, "train": train_file, "validation": validation, "method": method, "n_epochs": n_epochs,
             "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier, "seed": seed,
             "suffix": suffix, "output": output, "max_length": max_length, "micro_batch_tokens": micro_batch_tokens,
-            "lora_r": lora_r, "device": device,
+            "lora_r": lora_r, "device": device, "torch_compile": torch_compile,
         }
         if config is not None:
             cfg = load_config_file(config, **{_field(k): v for k, v in options.items()})
@@ -68,6 +81,9 @@ def train(
             return
         if dry_run:
             _print_plan(sft.plan(cfg))
+            return
+        if launch_options is not None:  # rank 0's events print straight from the workers
+            _report(launch_training(launch_options, cfg))
             return
         result = _with_progress(lambda on_event: sft.train(cfg, on_event=on_event))
         _report(result)

@@ -49,6 +49,8 @@ class TrainConfig(BaseModel):
     weight_decay: float = Field(0.0, ge=0.0)
     eval_steps: int | None = Field(None, ge=1, description="validation batch every N steps (default ~10 per run)")
     gradient_checkpointing: bool = False
+    torch_compile: bool = Field(False, description="compile the forward with torch.compile (CUDA: faster steps "
+                                "after a warm-up of recompiles; CPU: rarely worth it)")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="base weights: auto = bfloat16 on CUDA, and for LoRA on CPUs with native bf16 "

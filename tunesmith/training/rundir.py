@@ -119,6 +119,26 @@ class RunFiles:
             shutil.rmtree(old, ignore_errors=True)
 
 
+class FollowerRunFiles(RunFiles):
+    """The run directory as ranks other than 0 of a multi-process run see it: read-only, every write a no-op."""
+
+    def write_state(self, status: str, **fields: Any) -> dict[str, Any]:
+        return {**fields, "status": status}
+
+    def append_result(self, row: dict[str, Any]) -> None:
+        pass
+
+    def truncate_results(self, last_step: int) -> None:
+        pass
+
+    def append_event(self, message: str, *, level: str = "info", type: str = "message", data: Any = None) -> dict:
+        return {"object": "fine_tuning.job.event", "level": level, "message": message,
+                "data": data if data is not None else {}, "type": type}
+
+    def prune_checkpoints(self, keep: int) -> None:
+        pass
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""

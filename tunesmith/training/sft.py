@@ -37,11 +37,15 @@ from tunesmith.training.adapters import (
 from tunesmith.training.collate import MicroBatch, collate_step
 from tunesmith.training.config import TrainConfig
 from tunesmith.training.dataset import PreparedData, prepare_data, validate_inputs
+from tunesmith.training.distributed import (
+    World, barrier, gather_objects, init_process_group, is_sharded, max_across, shard_of, sum_across, world_from_env,
+    wrap_for_training,
+)
 from tunesmith.training.hparams import (
     default_batch_size, default_learning_rate_multiplier, default_n_epochs, learning_rate,
 )
 from tunesmith.training.render import TokenizedExample
-from tunesmith.training.rundir import RunFiles, new_run_dir, plot_metrics, read_json, write_json
+from tunesmith.training.rundir import FollowerRunFiles, RunFiles, new_run_dir, plot_metrics, read_json, write_json
 
 StopSignal = Callable[[], Any]  # falsy: go on; "pause": checkpoint and pause; other truthy: checkpoint and cancel
 EventSink = Callable[[dict], None]
@@ -90,18 +94,23 @@ class Progress:
 # --- entry points --------------------------------------------------------------------------------------------
 
 
-def train(config: TrainConfig, *, should_stop: StopSignal | None = None, on_event: EventSink | None = None) -> RunResult:
-    """Fine-tune as `config` says, in a new run directory (config.output or a fresh one under the data dir)."""
+def train(config: TrainConfig, *, should_stop: StopSignal | None = None, on_event: EventSink | None = None,
+          prepared: PreparedData | None = None) -> RunResult:
+    """Fine-tune as `config` says, in a new run directory (config.output or a fresh one under the data dir).
+    `prepared`: the data already tokenised (by the multi-process launcher)."""
     run = RunFiles(Path(config.output) if config.output else new_run_dir(config.suffix))
-    if (run.root / "state.json").is_file():
-        raise FileExistsError(f"{run.root} already holds a run; continue it with `tunesmith train --resume {run.root}`")
-    run.root.mkdir(parents=True, exist_ok=True)
-    write_json(run.root / "config.json", config.to_json_dict())
-    run.write_state("queued", step=0, total_steps=None, epoch=0, trained_tokens=0)
-    return _run(run, config, should_stop=should_stop, on_event=on_event)
+    if world_from_env().is_main:  # under torchrun every rank is handed the same config.output
+        if (run.root / "state.json").is_file():
+            raise FileExistsError(f"{run.root} already holds a run; continue it with "
+                                  f"`tunesmith train --resume {run.root}`")
+        run.root.mkdir(parents=True, exist_ok=True)
+        write_json(run.root / "config.json", config.to_json_dict())
+        run.write_state("queued", step=0, total_steps=None, epoch=0, trained_tokens=0)
+    return _run(run, config, should_stop=should_stop, on_event=on_event, prepared=prepared)
 
 
-def resume(run_dir: Path | str, *, should_stop: StopSignal | None = None, on_event: EventSink | None = None) -> RunResult:
+def resume(run_dir: Path | str, *, should_stop: StopSignal | None = None, on_event: EventSink | None = None,
+           prepared: PreparedData | None = None) -> RunResult:
     """Continue a run from its last checkpoint (or from the start, if it died before the first one)."""
     run = RunFiles(Path(run_dir))
     if not (run.root / "config.json").is_file():
@@ -110,7 +119,7 @@ def resume(run_dir: Path | str, *, should_stop: StopSignal | None = None, on_eve
         raise ValueError(f"{run.root} already finished; to train further start a new run with --model {run.root}")
     saved = read_json(run.root / "config.json")
     config = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.model_fields})
-    return _run(run, config, should_stop=should_stop, on_event=on_event, resuming=True)
+    return _run(run, config, should_stop=should_stop, on_event=on_event, resuming=True, prepared=prepared)
 
 
 @dataclass
@@ -135,7 +144,11 @@ def plan(config: TrainConfig) -> RunPlan:
 
 
 def _run(run: RunFiles, config: TrainConfig, *, should_stop: StopSignal | None, on_event: EventSink | None,
-         resuming: bool = False) -> RunResult:
+         resuming: bool = False, prepared: PreparedData | None = None) -> RunResult:
+    world = world_from_env()
+    if not world.is_main:  # only rank 0 writes the run directory; the others read checkpoints from it
+        run = FollowerRunFiles(run.root)
+
     def emit(message: str, **kw: Any) -> None:
         event = run.append_event(message, **kw)
         if on_event is not None:
@@ -144,7 +157,7 @@ def _run(run: RunFiles, config: TrainConfig, *, should_stop: StopSignal | None, 
     stop_flag = _InterruptFlag()
     try:
         with stop_flag:
-            return _train_loop(run, config, emit, should_stop, stop_flag, resuming)
+            return _train_loop(run, config, emit, should_stop, stop_flag, resuming, world, prepared)
     except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoint still resumes
         run.write_state("cancelled", error=None)
         emit("Fine-tuning job interrupted; resume continues from the last checkpoint", level="warn")
@@ -157,18 +170,23 @@ def _run(run: RunFiles, config: TrainConfig, *, should_stop: StopSignal | None, 
 
 
 def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], should_stop: StopSignal | None,
-                stop_flag: "_InterruptFlag", resuming: bool) -> RunResult:
+                stop_flag: "_InterruptFlag", resuming: bool, world: World,
+                prepared: PreparedData | None = None) -> RunResult:
     check_method_available(config.method)
     device = torch.device("cuda" if config.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if config.device == "auto" else config.device))
-    torch.manual_seed(config.seed)
+    device = init_process_group(world, device)
+    torch.manual_seed(config.seed)  # the same seed on every rank: identical LoRA initialisation
     random.seed(config.seed)
 
     dtype = training_dtype(config, device)
-    loaded, base_ref = load_base(config, device, dtype)
+    # FSDP moves each rank's shard to its GPU as it shards: load whole on the CPU, never whole on one GPU.
+    sharding = world.distributed and config.method == "full"
+    loaded, base_ref = load_base(config, torch.device("cpu") if sharding else device, dtype)
     tokenizer = loaded.tokenizer
-    validate_inputs(config, tokenizer, loaded.context_length)
-    data = prepare_data(config, tokenizer, loaded.context_length)
+    if prepared is None:
+        validate_inputs(config, tokenizer, loaded.context_length)
+    data = prepared or prepare_data(config, tokenizer, loaded.context_length)
     for warning in data.warnings:
         emit(warning, level="warn")
 
@@ -184,8 +202,13 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
         causal_lm(model).gradient_checkpointing_enable()
         if hasattr(model, "enable_input_require_grads"):
             model.enable_input_require_grads()
+    decoder, head = decoder_and_head(model)
+    forward = wrap_for_training(TargetLoss(decoder, head), world, device, config.method)
+    if config.torch_compile:
+        forward = torch.compile(forward, dynamic=True)  # packed rows and target counts vary every step
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=hp.learning_rate, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")  # one kernel for every tensor's update
     warmup = int(config.warmup_ratio * total_steps)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total_steps))
 
@@ -193,10 +216,11 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
     resuming = resuming and (run.root / "data.json").is_file()  # else it died in set-up: start afresh
     if resuming:
         _check_same_data(run, data)
-        progress = _restore_checkpoint(run, model, optimizer, scheduler)
+        _check_same_world(run, world)
+        progress = _restore_checkpoint(run, model, optimizer, scheduler, world)
         run.truncate_results(progress.step)
         emit(f"Resumed from step {progress.step}", data={"step": progress.step})
-    else:
+    elif world.is_main:
         trainable, total = count_parameters(model)
         write_json(run.root / "config.json", {
             **config.to_json_dict(),
@@ -204,17 +228,19 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
             "learning_rate_multiplier": hp.learning_rate_multiplier,
             "learning_rate": hp.learning_rate, "base_model": base_ref, "device": device.type,
             "torch_dtype": str(dtype).removeprefix("torch."),
-            "trainable_parameters": trainable, "total_parameters": total,
+            "trainable_parameters": trainable, "total_parameters": total, "world_size": world.size,
         })
         write_json(run.root / "data.json", {
             **data.summary(), "trained_tokens_estimate": sum(len(e) for e in data.train) * hp.n_epochs,
         })
         emit("Fine-tuning job started", data={"total_steps": total_steps, "n_epochs": hp.n_epochs,
-                                              "batch_size": hp.batch_size, "learning_rate": hp.learning_rate})
+                                              "batch_size": hp.batch_size, "learning_rate": hp.learning_rate,
+                                              "world_size": world.size})
+    if world.distributed:  # after the shared LoRA init: each rank draws its own dropout masks
+        torch.manual_seed(config.seed + 1_000_003 * world.rank)
     run.write_state("running", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                     trained_tokens=progress.trained_tokens, error=None)
 
-    decoder, head = decoder_and_head(model)
     precision = mixed_precision(model, dtype, device)
     pad_id = tokenizer.pad_token_id
     eval_steps = config.eval_steps or max(1, total_steps // 10)
@@ -226,9 +252,11 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
             first = progress.step_in_epoch * hp.batch_size
             examples = [data.train[i] for i in order[first : first + hp.batch_size]]
             started = time.perf_counter()
+            local = shard_of(examples, world)
             loss, accuracy, n_tokens = train_step(
-                model, decoder, head, optimizer, scheduler,
-                collate_step(examples, config.micro_batch_tokens, pad_id), device, precision,
+                forward, model, optimizer, scheduler,
+                collate_step(local or examples[:1], config.micro_batch_tokens, pad_id), device, precision,
+                world=world, weight=1.0 if local else 0.0,  # a rank with no example of a short batch still syncs
             )
             elapsed = time.perf_counter() - started
             progress.step += 1
@@ -238,27 +266,29 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
             if data.valid and progress.step % eval_steps == 0:
                 batch = validation_batch(data.valid, hp.batch_size, progress.step // eval_steps)
                 row["valid_loss"], row["valid_mean_token_accuracy"] = evaluate(
-                    model, decoder, head, batch, config.micro_batch_tokens, pad_id, device, precision)
+                    model, forward, batch, config.micro_batch_tokens, pad_id, device, precision)
             epoch_done = progress.step_in_epoch == steps_per_epoch
             if epoch_done:
                 progress.epoch += 1
                 progress.step_in_epoch = 0
                 if data.valid:
                     row["full_valid_loss"], row["full_valid_mean_token_accuracy"] = evaluate(
-                        model, decoder, head, data.valid, config.micro_batch_tokens, pad_id, device, precision)
-            run.append_result(row)
+                        model, forward, data.valid, config.micro_batch_tokens, pad_id, device, precision)
+            run.append_result(row)  # a no-op on ranks other than 0, like every run-directory write
             emit(f"Step {progress.step}/{total_steps}: training loss={loss:.4f}", type="metrics", data={
                 **row, "total_steps": total_steps, "epoch": progress.epoch,
                 "tokens_per_second": n_tokens / elapsed if elapsed > 0 else None, "step_seconds": elapsed,
             })
             progress.losses.append(loss)
             if epoch_done:
-                _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit)
+                _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit, world)
                 emit(f"Checkpoint saved at step {progress.step} (epoch {progress.epoch})",
                      data={"step": progress.step, "epoch": progress.epoch})
-            stop = stop_flag.requested or (should_stop() if should_stop is not None else None)
+            stop = _agreed_stop(stop_flag.requested or (should_stop() if should_stop is not None else None), world,
+                                device)
             if stop:
-                return _stop(run, model, tokenizer, optimizer, scheduler, progress, config, total_steps, stop, emit)
+                return _stop(run, model, tokenizer, optimizer, scheduler, progress, config, total_steps, stop, emit,
+                             world)
             if epoch_done or time.monotonic() - last_state_write > 1.0:
                 run.write_state("running", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                                 trained_tokens=progress.trained_tokens)
@@ -266,8 +296,9 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
             if epoch_done:
                 break  # the next epoch draws its own order
 
-    output_dir = save_final(run, model, tokenizer, config, base_ref)
-    plot_metrics(run)
+    output_dir = save_final(run, model, tokenizer, config, base_ref, world)
+    if world.is_main:
+        plot_metrics(run)
     run.write_state("succeeded", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                     trained_tokens=progress.trained_tokens)
     emit("The job has successfully completed", data={"output": str(output_dir)})
@@ -374,46 +405,82 @@ def loss_at_targets(decoder: Any, head: Any, batch: MicroBatch) -> tuple[torch.T
     return loss, correct
 
 
-def train_step(model: Any, decoder: Any, head: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
+class TargetLoss(torch.nn.Module):
+    """loss_at_targets as one module: what DDP / FSDP wrap, so their hooks see every forward."""
+
+    def __init__(self, decoder: Any, head: Any) -> None:
+        super().__init__()
+        self.decoder = decoder
+        self.head = head
+
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, target_index: torch.Tensor,
+                target_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        batch = MicroBatch(input_ids, position_ids, target_index, target_ids, 0)
+        return loss_at_targets(self.decoder, self.head, batch)
+
+
+def _forward(forward: Any, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    return forward(mb.input_ids, mb.position_ids, mb.target_index, mb.target_ids)
+
+
+def train_step(forward: Any, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
                micro_batches: list[MicroBatch], device: torch.device,
-               precision: Callable[[], Any] = contextlib.nullcontext) -> tuple[float, float, int]:
-    """One optimizer step over its micro-batches; returns (mean loss per trained token, accuracy, tokens)."""
-    n_targets = sum(mb.n_targets for mb in micro_batches)
+               precision: Callable[[], Any] = contextlib.nullcontext, *, world: World = World(),
+               weight: float = 1.0) -> tuple[float, float, int]:
+    """One optimizer step over this rank's micro-batches; returns (mean loss per trained token, accuracy,
+    tokens), each over the whole global batch. `weight` 0 runs the forward only to take part in the sync."""
+    local_targets = weight * sum(mb.n_targets for mb in micro_batches)
+    n_targets = sum_across([local_targets], world, device)[0]
+    # Divide by the whole step's trained tokens (every rank's), not the micro-batch's: accumulated gradients
+    # then equal one big batch's however the examples were split. DDP / FSDP average over ranks: undo that.
+    scale = weight * world.size / n_targets
     total_loss = 0.0
     total_correct = 0
-    for mb in micro_batches:
+    for k, mb in enumerate(micro_batches):
         mb = mb.to(device)
-        with precision():
-            loss, correct = loss_at_targets(decoder, head, mb)
-        # Divide by the whole step's trained tokens, not the micro-batch's: accumulated gradients then equal
-        # one big batch's, however the examples were split.
-        (loss / n_targets).backward()
-        total_loss += loss.item()
-        total_correct += int(correct)
+        last = k == len(micro_batches) - 1
+        sync = contextlib.nullcontext() if last or not hasattr(forward, "no_sync") else forward.no_sync()
+        with sync:  # DDP all-reduces once per step, on the last micro-batch
+            with precision():
+                loss, correct = _forward(forward, mb)
+            (loss * scale).backward()
+        total_loss += weight * loss.item()
+        total_correct += int(weight * int(correct))
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return total_loss / n_targets, total_correct / n_targets, sum(mb.n_tokens for mb in micro_batches)
+    local_tokens = weight * sum(mb.n_tokens for mb in micro_batches)
+    total_loss, total_correct, n_tokens = sum_across([total_loss, total_correct, local_tokens], world, device)
+    return total_loss / n_targets, total_correct / n_targets, int(n_tokens)
 
 
 @torch.no_grad()
-def evaluate(model: Any, decoder: Any, head: Any, examples: list[TokenizedExample], micro_batch_tokens: int,
+def evaluate(model: Any, forward: Any, examples: list[TokenizedExample], micro_batch_tokens: int,
              pad_id: int, device: torch.device,
              precision: Callable[[], Any] = contextlib.nullcontext) -> tuple[float, float]:
-    """(loss per trained token, token accuracy) without keeping any logits beyond one micro-batch."""
+    """(loss per trained token, token accuracy) without keeping any logits beyond one micro-batch. Every rank
+    evaluates the same examples (FSDP's forward needs all of them; the figures are then equal everywhere)."""
     model.eval()
     total_loss, total_correct, n_targets = 0.0, 0, 0
     chunk = 64  # examples per collate call: bounded memory on large validation sets
     for k in range(0, len(examples), chunk):
         for mb in collate_step(examples[k : k + chunk], micro_batch_tokens, pad_id):
             with precision():
-                loss, correct = loss_at_targets(decoder, head, mb.to(device))
+                loss, correct = _forward(forward, mb.to(device))
             total_loss += loss.item()
             total_correct += int(correct)
             n_targets += mb.n_targets
     model.train()
     return total_loss / n_targets, total_correct / n_targets
+
+
+def _agreed_stop(stop: Any, world: World, device: torch.device) -> Any:
+    """Every rank stops at the same step, or none does (a lone rank would hang the others' collectives)."""
+    if not world.distributed:
+        return stop
+    code = max_across(2 if stop == "pause" else (1 if stop else 0), world, device)
+    return {0: None, 1: "cancel", 2: "pause"}[code]
 
 
 def _lr_factor(step: int, warmup: int, total: int) -> float:
@@ -427,28 +494,62 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def _save_checkpoint(run: RunFiles, model: Any, tokenizer: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     progress: Progress, keep: int) -> Path:
+                     progress: Progress, keep: int, world: World = World()) -> Path | None:
+    """Collective under FSDP (every rank gathers its shard); only rank 0 writes. Returns the folder on rank 0."""
+    weights = _full_state_dict(model, world)
+    optimizer_state = _full_optimizer_state(model, optimizer)
+    rng_per_rank = gather_objects({"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
+                                   "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+                                  world)
+    if not world.is_main:
+        barrier(world)
+        return None
     final = run.checkpoint_dir(progress.step)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    _save_weights(model, tmp)
+    _save_weights(model, tmp, weights)
     tokenizer.save_pretrained(str(tmp))  # the exact chat template travels with every checkpoint
     torch.save({
-        "optimizer": optimizer.state_dict(),
+        "optimizer": optimizer_state,
         "scheduler": scheduler.state_dict(),
         "step": progress.step, "epoch": progress.epoch, "step_in_epoch": progress.step_in_epoch,
         "trained_tokens": progress.trained_tokens, "losses": progress.losses,
-        "rng_torch": torch.get_rng_state(),
-        "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "rng_python": list(random.getstate()[1]),
+        "world_size": world.size, "rng_per_rank": rng_per_rank,
+        "rng_torch": rng_per_rank[0]["torch"], "rng_cuda": rng_per_rank[0]["cuda"],
+        "rng_python": rng_per_rank[0]["python"],
     }, tmp / "trainer_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     run.prune_checkpoints(keep)
+    barrier(world)  # no rank runs ahead (and could be stopped) before the checkpoint is on disk
     return final
 
 
-def _save_weights(model: Any, directory: Path) -> None:
+def _full_state_dict(model: Any, world: World) -> dict[str, torch.Tensor] | None:
+    """FSDP-sharded weights gathered whole onto rank 0's CPU; None (save_pretrained reads the model) otherwise."""
+    if not world.distributed or not _has_sharded(model):
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    weights = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if model.config.get_text_config().tie_word_embeddings:  # gathered as two copies; the file holds one
+        weights.pop("lm_head.weight", None)
+    return weights
+
+
+def _full_optimizer_state(model: Any, optimizer: torch.optim.Optimizer) -> dict:
+    if not _has_sharded(model):
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def _has_sharded(model: Any) -> bool:
+    return any(is_sharded(m) for m in model.modules())
+
+
+def _save_weights(model: Any, directory: Path, state_dict: dict[str, torch.Tensor] | None = None) -> None:
     from peft import PeftModel
 
     if isinstance(model, PeftModel):
@@ -456,25 +557,48 @@ def _save_weights(model: Any, directory: Path) -> None:
         # here, so embeddings stay out (PEFT would otherwise look the base model up online to decide).
         model.save_pretrained(str(directory), safe_serialization=True, save_embedding_layers=False)
     else:
-        model.save_pretrained(str(directory), safe_serialization=True)
+        model.save_pretrained(str(directory), safe_serialization=True, state_dict=state_dict)
 
 
-def _restore_checkpoint(run: RunFiles, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any) -> Progress:
+def _restore_checkpoint(run: RunFiles, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
+                        world: World = World()) -> Progress:
     checkpoints = run.list_checkpoints()
     if not checkpoints:
         return Progress()  # died before the first checkpoint: start over, same seed, same run
     latest = checkpoints[-1]
-    _load_weights(model, latest)
     state = torch.load(latest / "trainer_state.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
+    _load_weights(model, latest)
+    if _has_sharded(model):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+        set_optimizer_state_dict(model, optimizer, state["optimizer"],
+                                 options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=False))
+    else:
+        optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    torch.set_rng_state(state["rng_torch"])
-    if state["rng_cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng_cuda"])
+    rng = state["rng_per_rank"][world.rank] if "rng_per_rank" in state else {
+        "torch": state["rng_torch"], "cuda": state["rng_cuda"], "python": state["rng_python"]}
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
     python_state = random.getstate()
-    random.setstate((python_state[0], tuple(state["rng_python"]), python_state[2]))
+    random.setstate((python_state[0], tuple(rng["python"]), python_state[2]))
     return Progress(state["step"], state["epoch"], state["step_in_epoch"], state["trained_tokens"],
                     list(state["losses"]))
+
+
+def _check_same_world(run: RunFiles, world: World) -> None:
+    """A checkpoint resumes on the world size that wrote it: its RNG states, its data shards and (under FSDP)
+    its optimizer layout are per rank."""
+    checkpoints = run.list_checkpoints()
+    recorded = read_json(run.root / "config.json").get("world_size", 1)
+    if checkpoints:
+        recorded = torch.load(checkpoints[-1] / "trainer_state.pt", map_location="cpu",
+                              weights_only=True).get("world_size", recorded)
+    if recorded != world.size:
+        hint = f"--nproc-per-node {recorded}" if recorded > 1 else "without --nproc-per-node"
+        raise ValueError(f"{run.root}: this run was trained on {recorded} process(es), not {world.size}; resume "
+                         f"it on the same number ({hint}), or start a new run")
 
 
 def _check_same_data(run: RunFiles, data: PreparedData) -> None:
@@ -491,6 +615,11 @@ def _load_weights(model: Any, directory: Path) -> None:
     tensors: dict[str, torch.Tensor] = {}
     for file in sorted(directory.glob("*.safetensors")):
         tensors.update(load_file(str(file)))
+    if _has_sharded(model):  # each rank keeps its own shard of the full tensors
+        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
+
+        set_model_state_dict(model, tensors, options=StateDictOptions(full_state_dict=True, strict=False))
+        return
     if isinstance(model, PeftModel):
         result = set_peft_model_state_dict(model, tensors)
         if getattr(result, "unexpected_keys", None):
@@ -502,11 +631,13 @@ def _load_weights(model: Any, directory: Path) -> None:
 
 
 def _stop(run: RunFiles, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, progress: Progress,
-          config: TrainConfig, total_steps: int, stop: Any, emit: Callable[..., None]) -> RunResult:
+          config: TrainConfig, total_steps: int, stop: Any, emit: Callable[..., None],
+          world: World = World()) -> RunResult:
     status = "paused" if stop == "pause" else "cancelled"
     if not run.checkpoint_dir(progress.step).is_dir():
-        _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit)
-    plot_metrics(run)
+        _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit, world)
+    if world.is_main:
+        plot_metrics(run)
     run.write_state(status, step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                     trained_tokens=progress.trained_tokens)
     emit(f"Fine-tuning job {status} at step {progress.step}; continue with `tunesmith train --resume {run.root}`",
@@ -518,12 +649,18 @@ def _stop(run: RunFiles, model: Any, tokenizer: Any, optimizer: Any, scheduler: 
 # --- the final model -----------------------------------------------------------------------------------------
 
 
-def save_final(run: RunFiles, model: Any, tokenizer: Any, config: TrainConfig, base_ref: str) -> Path:
-    """adapter/ (PEFT, as peft and vLLM load it) or model/ (full), with the tokenizer and its exact template."""
+def save_final(run: RunFiles, model: Any, tokenizer: Any, config: TrainConfig, base_ref: str,
+               world: World = World()) -> Path:
+    """adapter/ (PEFT, as peft and vLLM load it) or model/ (full), with the tokenizer and its exact template.
+    Collective under FSDP; only rank 0 writes."""
     final = run.root / ("model" if config.method == "full" else "adapter")
+    weights = _full_state_dict(model, world)
+    if not world.is_main:
+        barrier(world)
+        return final
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    _save_weights(model, tmp)
+    _save_weights(model, tmp, weights)
     tokenizer.save_pretrained(str(tmp))
     write_json(tmp / "tunesmith.json", {
         "base_model": base_ref, "method": config.method, "run_dir": str(run.root.resolve()),
@@ -531,6 +668,7 @@ def save_final(run: RunFiles, model: Any, tokenizer: Any, config: TrainConfig, b
     })
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
+    barrier(world)
     return final
 
 

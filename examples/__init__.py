@@ -1,0 +1,1 @@
+"""Runnable examples of tunesmith end to end."""

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunesmith.training.rundir import read_events  # noqa: F401  (re-exported: the API reads events here)
+
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
@@ -35,20 +37,6 @@ def read_state(run_dir: Path) -> dict[str, Any]:
 def read_config(run_dir: Path) -> dict[str, Any]:
     """config.json: the resolved TrainConfig (hyperparameters as numbers)."""
     return read_json(Path(run_dir) / "config.json")
-
-
-def read_events(run_dir: Path) -> list[dict[str, Any]]:
-    """events.jsonl, oldest first; a line being written (not yet complete JSON) is skipped."""
-    path = Path(run_dir) / "events.jsonl"
-    if not path.is_file():
-        return []
-    events = []
-    for line in path.read_text().splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return events
 
 
 def read_results(run_dir: Path) -> dict[int, dict[str, float]]:

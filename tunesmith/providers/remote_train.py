@@ -32,7 +32,18 @@ from tunesmith.providers.client import call_with_retries, is_azure, make_client
 from tunesmith.providers.config import ProviderConfig, ProviderError, get_provider
 from tunesmith.providers.preflight import describe_report, provider_upload, validate_for_provider
 from tunesmith.training.config import TrainConfig
-from tunesmith.training.rundir import RESULTS_COLUMNS, RunFiles, new_run_dir, plot_metrics, read_json, write_json
+from tunesmith.training.rundir import (
+    RESULTS_COLUMNS,
+    EventSink,
+    RunFiles,
+    RunResult,
+    StopSignal,
+    new_run_dir,
+    plot_metrics,
+    read_events,
+    read_json,
+    write_json,
+)
 
 REMOTE_FILE = "remote.json"
 RUN_KEY_METADATA = "tunesmith_run"
@@ -45,8 +56,6 @@ _COLUMN_ALIASES = {"train_accuracy": "train_mean_token_accuracy",
                    "validation_mean_token_accuracy": "valid_mean_token_accuracy",
                    "valid_accuracy": "valid_mean_token_accuracy"}
 
-StopSignal = Callable[[], Any]  # falsy: go on; "pause": pause the job; other truthy: cancel it
-EventSink = Callable[[dict], None]
 
 
 @dataclass
@@ -72,18 +81,9 @@ class RemoteState:
 
 
 @dataclass
-class RemoteRunResult:
-    """The same fields as `sft.RunResult`, plus the provider's ids."""
+class RemoteRunResult(RunResult):
+    """A local run's result plus the provider's ids; output_dir stays None: the weights stay with the provider."""
 
-    run_dir: Path
-    status: str  # succeeded | cancelled | paused | failed
-    step: int = 0
-    total_steps: int = 0
-    epoch: int = 0
-    trained_tokens: int = 0
-    train_loss: float | None = None
-    output_dir: Path | None = None  # always None: the weights stay with the provider
-    error: str | None = None
     job_id: str | None = None
     fine_tuned_model: str | None = None
 
@@ -214,7 +214,7 @@ def _follow(run: RunFiles, config: TrainConfig, remote: RemoteState, client: ope
 
 def _poll_job(run: RunFiles, remote: RemoteState, client: openai.OpenAI, retrying: Callable,
               should_stop: StopSignal | None, on_event: EventSink | None, options: FollowOptions) -> RemoteRunResult:
-    seen = {e.get("id") for e in _read_events(run)}
+    seen = {e.get("id") for e in read_events(run.root)}
     progress: dict[str, Any] = {"step": run.read_state().get("step") or 0,
                                 "total_steps": run.read_state().get("total_steps"), "train_loss": None,
                                 "epoch": run.read_state().get("epoch") or 0}
@@ -429,19 +429,6 @@ def _emit(run: RunFiles, on_event: EventSink | None, message: str, **kw: Any) ->
     event = run.append_event(message, **kw)
     if on_event is not None:
         on_event(event)
-
-
-def _read_events(run: RunFiles) -> list[dict[str, Any]]:
-    path = run.root / "events.jsonl"
-    if not path.is_file():
-        return []
-    events = []
-    for line in path.read_text().splitlines():
-        try:
-            events.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # a line cut short by a crash
-    return events
 
 
 def _remote_run(run_dir: Path | str) -> RunFiles:

@@ -16,7 +16,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from tunesmith.paths import atomic_write_text, data_dir
 
@@ -25,6 +25,37 @@ RESULTS_COLUMNS = (
     "full_valid_loss", "full_valid_mean_token_accuracy",
 )
 STATUSES = ("queued", "running", "paused", "succeeded", "failed", "cancelled")
+
+
+StopSignal = Callable[[], Any]  # falsy: go on; "pause": checkpoint and pause; other truthy: checkpoint and cancel
+EventSink = Callable[[dict], None]
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str  # succeeded | cancelled | paused | failed
+    step: int = 0
+    total_steps: int = 0
+    epoch: int = 0
+    trained_tokens: int = 0
+    train_loss: float | None = None
+    output_dir: Path | None = None  # adapter/ or model/ once succeeded
+    error: str | None = None
+
+
+def read_events(run_dir: Path) -> list[dict[str, Any]]:
+    """events.jsonl, oldest first; a line being written (or cut short by a crash) is skipped."""
+    path = Path(run_dir) / "events.jsonl"
+    if not path.is_file():
+        return []
+    events = []
+    for line in path.read_text().splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return events
 
 
 def new_run_dir(suffix: str | None = None) -> Path:

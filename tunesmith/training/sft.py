@@ -45,23 +45,18 @@ from tunesmith.training.hparams import (
     default_batch_size, default_learning_rate_multiplier, default_n_epochs, learning_rate,
 )
 from tunesmith.training.render import TokenizedExample
-from tunesmith.training.rundir import FollowerRunFiles, RunFiles, new_run_dir, plot_metrics, read_json, write_json
+from tunesmith.training.rundir import (  # noqa: F401  (RunResult, StopSignal, EventSink: part of this API)
+    EventSink,
+    FollowerRunFiles,
+    RunFiles,
+    RunResult,
+    StopSignal,
+    new_run_dir,
+    plot_metrics,
+    read_json,
+    write_json,
+)
 
-StopSignal = Callable[[], Any]  # falsy: go on; "pause": checkpoint and pause; other truthy: checkpoint and cancel
-EventSink = Callable[[dict], None]
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    status: str  # succeeded | cancelled | paused | failed
-    step: int = 0
-    total_steps: int = 0
-    epoch: int = 0
-    trained_tokens: int = 0
-    train_loss: float | None = None
-    output_dir: Path | None = None  # adapter/ or model/ once succeeded
-    error: str | None = None
 
 
 @dataclass

@@ -1,28 +1,18 @@
-"""The main job `make demo` runs: load the default model, validate a sample dataset, answer a chat prompt."""
+"""The main job `make demo` runs: the query-language example end to end (examples/querylang/pipeline.py).
+
+Readiness → data validation → prompt-engineering and RAG baselines → LoRA fine-tune of the offline
+default model → evaluation → paired comparison report → summary. Arguments pass through to the pipeline.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from tunesmith.catalog import DEFAULT_MODEL
-from tunesmith.cli.app import console
-
-SAMPLE = Path(__file__).parent / "assets" / "sample_chat.jsonl"
+import sys
 
 
-def main() -> None:
-    from typer.testing import CliRunner
+def main(argv: list[str] | None = None) -> None:
+    from examples.querylang.pipeline import main as run_pipeline
 
-    from tunesmith.cli import app
-
-    runner = CliRunner()
-    for args in (["models"], ["data", "validate", str(SAMPLE), "--model", DEFAULT_MODEL],
-                 ["chat", "--model", DEFAULT_MODEL, "What is the capital of France?"]):
-        console.rule("tunesmith " + " ".join(args[:2]))
-        result = runner.invoke(app, args)
-        console.print(result.output)
-        if result.exit_code != 0:
-            raise SystemExit(result.exit_code)
+    run_pipeline(sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

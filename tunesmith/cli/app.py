@@ -10,4 +10,4 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # error lines stay whole: paths can be copied

@@ -67,9 +67,10 @@ def test_clean_file_is_ok_with_token_stats(tokenizer):
 
 
 def test_the_shipped_sample_is_clean(tokenizer):
-    from tunesmith.demo import SAMPLE
+    import tunesmith
 
-    report = validate_file(SAMPLE, tokenizer=tokenizer, context_length=2048)
+    sample = Path(tunesmith.__file__).parent / "assets" / "sample_chat.jsonl"  # the README tour validates it
+    report = validate_file(sample, tokenizer=tokenizer, context_length=2048)
     assert report.ok and report.n_examples >= 30, [i.to_dict() for i in report.errors]
 
 

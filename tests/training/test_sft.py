@@ -201,12 +201,11 @@ def test_continue_from_a_run_then_export_merged(tmp_path, chat_file):
 
 def test_full_fine_tune_saves_a_model(tmp_path, chat_file):
     from tunesmith.models import load_model
-    from tunesmith.training.sft import resolve_model_ref
 
     result = train(TrainConfig(model="tiny-random", train=chat_file, method="full", n_epochs=1, batch_size=4,
                                output=tmp_path / "full"))
     assert (result.run_dir / "model" / "model.safetensors").is_file()
-    reloaded = load_model(resolve_model_ref(str(result.run_dir)))
+    reloaded = load_model(str(result.run_dir))  # a full fine-tune's run dir loads its model/
     assert reloaded.tokenizer.chat_template is not None
 
 

@@ -7,7 +7,6 @@ import shutil
 from pathlib import Path
 
 from tunesmith.models import load_model
-from tunesmith.training.sft import resolve_model_ref
 
 
 def export_merged(run_dir: Path | str, out: Path | str) -> Path:
@@ -16,7 +15,7 @@ def export_merged(run_dir: Path | str, out: Path | str) -> Path:
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
-    loaded = load_model(resolve_model_ref(str(run_dir)))
+    loaded = load_model(str(run_dir))
     model = loaded.model
     if loaded.adapter_dir is not None:
         model = model.merge_and_unload()

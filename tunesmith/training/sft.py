@@ -128,7 +128,7 @@ class RunPlan:
 
 def plan(config: TrainConfig) -> RunPlan:
     """Validate and tokenise the data, resolve "auto": everything up to the first step."""
-    loaded = load_model(resolve_model_ref(config.model), load_weights=False)
+    loaded = load_model(config.model, load_weights=False)
     validate_inputs(config, loaded.tokenizer, loaded.context_length)
     data = prepare_data(config, loaded.tokenizer, loaded.context_length)
     hp = Hyperparameters.resolve(config, len(data.train))
@@ -343,7 +343,7 @@ def mixed_precision(model: Any, dtype: torch.dtype,
 
 def load_base(config: TrainConfig, device: torch.device, dtype: torch.dtype) -> tuple[LoadedModel, str]:
     """The model to start from, and the base model reference its adapter will name."""
-    ref = resolve_model_ref(config.model)
+    ref = config.model
     if config.method == "qlora":
         tokenizer_only = load_model(ref, load_weights=False)
         tokenizer_only.model = load_quantized_base(tokenizer_only.source)
@@ -357,17 +357,9 @@ def load_base(config: TrainConfig, device: torch.device, dtype: torch.dtype) -> 
         adapter_config = json.loads((loaded.adapter_dir / "adapter_config.json").read_text())
         base_ref = (json.loads(meta.read_text())["base_model"] if meta.is_file()
                     else adapter_config.get("base_model_name_or_path") or ref)
-    elif Path(ref).exists():  # a local model folder (a full fine-tune's model/ is its own base)
-        base_ref = str(Path(ref).resolve())
+    elif Path(ref).exists():  # a local model folder (a full fine-tune's run dir: its model/ is its own base)
+        base_ref = str(Path(loaded.source).resolve())
     return loaded, base_ref
-
-
-def resolve_model_ref(ref: str) -> str:
-    """A full fine-tune's run directory stands for its model/ folder (its config.json is the run's)."""
-    path = Path(ref).expanduser()
-    if (path / "state.json").is_file() and (path / "model" / "config.json").is_file():
-        return str(path / "model")
-    return ref
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:

@@ -52,7 +52,8 @@ def _flow(client, tmp_path, *, deployment_calls: bool = False) -> None:
     messages = [e.message for e in events]
     assert messages[-1] == f"Created fine-tuning job: {job.id}"  # newest first
     assert any(m.startswith("Step 6/6") for m in messages)
-    assert any(m.startswith("New fine-tuned model created") for m in messages)
+    assert messages[0] == "The job has successfully completed"  # OpenAI's order, whatever the clock did
+    assert messages[1].startswith("New fine-tuned model created")
     assert len({e.id for e in events}) == len(events)
 
     checkpoints = client.fine_tuning.jobs.checkpoints.list(job.id).data

@@ -62,16 +62,17 @@ def estimated_finish(job: JobRecord, run_dir: Path) -> int | None:
 
 def event_objects(store_events: list[EventRecord], run_dir: Path) -> list[dict[str, Any]]:
     """The job's lifecycle events (store) and training events (run dir) in one list, newest first."""
-    keyed: list[tuple[int, int, dict[str, Any]]] = [
-        (e.created_at, e.phase, {"object": "fine_tuning.job.event", "id": e.id, "created_at": e.created_at,
-                                 "level": e.level, "message": e.message, "data": e.data, "type": e.type})
+    keyed: list[tuple[bool, int, int, dict[str, Any]]] = [
+        (False, e.created_at, e.phase, {"object": "fine_tuning.job.event", "id": e.id, "created_at": e.created_at,
+                                        "level": e.level, "message": e.message, "data": e.data, "type": e.type})
         for e in store_events
     ]
     for e in read_events(run_dir):
         e = {"object": "fine_tuning.job.event", "level": "info", "data": None, "type": "message", **e}
-        keyed.append((int(e.get("created_at") or 0), 1, e))
-    keyed.sort(key=lambda k: (k[0], k[1]))  # stable: each source keeps its own order within a second
-    return [e for _, _, e in reversed(keyed)]
+        final = isinstance(e.get("data"), dict) and bool(e["data"].get("final"))
+        keyed.append((final, int(e.get("created_at") or 0), 1, e))
+    keyed.sort(key=lambda k: k[:3])  # stable: each source keeps its own order within a second
+    return [e for *_, e in reversed(keyed)]
 
 
 def checkpoint_objects(job: JobRecord, data_dir: Path) -> list[dict[str, Any]]:

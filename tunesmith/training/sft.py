@@ -296,7 +296,8 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
         plot_metrics(run)
     run.write_state("succeeded", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                     trained_tokens=progress.trained_tokens)
-    emit("The job has successfully completed", data={"output": str(output_dir)})
+    # "final": however the clock ticks, this stays the job's newest event once the API merges its sources
+    emit("The job has successfully completed", data={"output": str(output_dir), "final": True})
     return RunResult(run.root, "succeeded", progress.step, total_steps, progress.epoch, progress.trained_tokens,
                      progress.losses[-1] if progress.losses else None, output_dir)
 

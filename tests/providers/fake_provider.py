@@ -6,15 +6,13 @@ from __future__ import annotations
 import re
 import socket
 import threading
-import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-import uvicorn
 
-from tests.server.live_server import free_port, running_workers
+from tests.server.live_server import free_port, running_workers, serving
 from tunesmith.server.app import create_app
 from tunesmith.server.state import ServerSettings
 
@@ -151,20 +149,10 @@ def fake_provider(data_dir: Path) -> Iterator[FakeProvider]:
     """A real tunesmith server (API key required) and a worker, behind the fault injector and the proxy."""
     settings = ServerSettings(data_dir=data_dir, api_key=API_KEY)
     faults = FaultInjector(create_app(settings))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(faults, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("fake provider did not start")
-        time.sleep(0.05)
-    proxy = DroppingProxy(port)
-    try:
-        with running_workers(data_dir):
-            yield FakeProvider(f"http://127.0.0.1:{proxy.port}", faults, proxy, settings)
-    finally:
-        proxy.drop()
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serving(faults) as port:
+        proxy = DroppingProxy(port)
+        try:
+            with running_workers(data_dir):
+                yield FakeProvider(f"http://127.0.0.1:{proxy.port}", faults, proxy, settings)
+        finally:
+            proxy.drop()

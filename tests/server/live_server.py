@@ -46,8 +46,15 @@ def free_port() -> int:
 @contextmanager
 def running_server(settings: ServerSettings) -> Iterator[str]:
     """Serve `settings` on a free loopback port; yields the base URL (`http://127.0.0.1:PORT`)."""
+    with serving(create_app(settings)) as port:
+        yield f"http://127.0.0.1:{port}"
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[int]:
+    """Run an ASGI app with uvicorn in a thread on a free loopback port; yields the port."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
@@ -56,7 +63,7 @@ def running_server(settings: ServerSettings) -> Iterator[str]:
             raise RuntimeError("test server did not start")
         time.sleep(0.05)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield port
     finally:
         server.should_exit = True
         thread.join(timeout=30)

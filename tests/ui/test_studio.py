@@ -169,7 +169,7 @@ def test_models_page_lists_and_deletes_a_fine_tuned_model(page, studio, fine_tun
     page.once("dialog", lambda d: d.accept())
     row.get_by_role("button", name=f"Delete {fine_tuned_model}").click()
     page.get_by_text(f"Deleted {fine_tuned_model}.").wait_for()
-    assert row.count() == 0
+    row.wait_for(state="detached", timeout=10_000)
     ids = [m["id"] for m in studio.api.get("/v1/models").json()["data"]]
     assert fine_tuned_model not in ids
 

@@ -29,8 +29,8 @@ export async function list(main) {
               if (!confirm(`Delete ${m.id}?`)) return;
               try {
                 await api(`/v1/models/${encodeURIComponent(m.id)}`, { method: "DELETE" });
+                await refresh();  // the list first, so "Deleted" is only said once the row is gone
                 status.replaceChildren(message(`Deleted ${m.id}.`, "ok"));
-                await refresh();
               } catch (err) { status.replaceChildren(message(`Could not delete ${m.id}: ${err.message}`, "error")); }
             } }, "Delete"))])) : message(kind === "base" ? "No base models available." : "None yet."));
     });

@@ -3,6 +3,8 @@ job creation rules, cancel/pause/resume of waiting jobs, and chat with a base mo
 
 from __future__ import annotations
 
+import base64
+
 import httpx
 import openai
 import pytest
@@ -150,3 +152,20 @@ def test_chat_with_a_base_model(client):
 def test_serve_refuses_public_bind_without_key(tmp_path):
     result = CliRunner().invoke(app, ["serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path)], env={})
     assert result.exit_code == 2 and "without an API key" in result.output
+
+
+def test_results_file_is_served_base64_as_openai_does_or_raw_when_asked(server, client, tmp_path):
+    from tunesmith.jobs.files import add_result_file
+    from tunesmith.jobs.store import JobStore, default_db_url
+
+    url, settings = server
+    csv = tmp_path / "results.csv"
+    csv.write_text("step,train_loss\n1,2.5\n")
+    record = add_result_file(JobStore(default_db_url(settings.data_dir)), settings.data_dir, csv, "results.csv")
+    served = client.files.content(record.id).read()
+    assert base64.b64decode(served, validate=True) == csv.read_bytes()
+    settings.results_encoding = "raw"
+    try:
+        assert client.files.content(record.id).read() == csv.read_bytes()
+    finally:
+        settings.results_encoding = "base64"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import openai
 import pytest
 
@@ -45,7 +47,7 @@ def _flow(client, tmp_path, *, deployment_calls: bool = False) -> None:
     assert done.trained_tokens and done.trained_tokens > 0
     assert done.hyperparameters.batch_size == 4 and isinstance(done.hyperparameters.learning_rate_multiplier, float)
     assert len(done.result_files) == 1
-    results = client.files.content(done.result_files[0]).read().decode()
+    results = base64.b64decode(client.files.content(done.result_files[0]).read()).decode()  # as OpenAI serves it
     assert results.startswith("step,train_loss") and len(results.strip().splitlines()) == 1 + 6  # 12/4 × 2 epochs
 
     events = list(client.fine_tuning.jobs.list_events(job.id, limit=3))  # pages of 3: exercises `after`

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import logging
 import signal
@@ -15,6 +16,13 @@ from typing import Callable
 import typer
 
 from tunesmith.cli.app import app, console, err_console
+
+
+
+class ResultsEncoding(str, enum.Enum):
+    base64 = "base64"
+    raw = "raw"
+
 
 DB_HELP = "job store URL: sqlite:///path.db (default: tunesmith.db in the data dir) or postgresql://user@host/db"
 DATA_DIR_HELP = "uploaded files and run directories (default: $TUNESMITH_HOME or ~/.local/share/tunesmith)"
@@ -41,6 +49,8 @@ def serve(
     data_dir: Path | None = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     max_upload_mb: int = typer.Option(512, "--max-upload-mb", min=1, help="largest accepted upload"),
     max_adapters: int = typer.Option(8, "--max-adapters", min=1, help="LoRA adapters kept loaded"),
+    results_encoding: ResultsEncoding = typer.Option(
+        ResultsEncoding.base64, "--results-encoding", help="how a job's results.csv is served: base64 as OpenAI does"),
 ) -> None:
     """Serve the OpenAI-compatible fine-tuning API and the studio UI; train jobs in worker processes."""
     import uvicorn
@@ -56,7 +66,8 @@ def serve(
         raise typer.Exit(2)
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     settings = ServerSettings(data_dir=data_dir, db_url=db, api_key=api_key,
-                              max_upload_bytes=max_upload_mb * 1024 * 1024, max_adapters=max_adapters)
+                              max_upload_bytes=max_upload_mb * 1024 * 1024, max_adapters=max_adapters,
+                              results_encoding=results_encoding.value)
     application = create_app(settings)  # creates the store's tables before any worker opens it
     supervisor = WorkerSupervisor(workers, db=db, data_dir=data_dir, name=f"{socket.gethostname()}-{port}")
     supervisor.start()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any, Literal
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 
 from tunesmith.jobs.files import PURPOSES, UploadTooLarge, delete_file, file_path, save_upload
 from tunesmith.server.errors import OpenAIError, not_found
@@ -59,12 +60,15 @@ def remove_file(request: Request, file_id: str) -> dict[str, Any]:
 
 
 @router.get("/files/{file_id}/content")
-def file_content(request: Request, file_id: str) -> FileResponse:
+def file_content(request: Request, file_id: str) -> Response:
     state = server_state(request)
     record = state.store.get_file(file_id)
     path = file_path(state.data_dir, record) if record is not None else None
     if path is None or not path.is_file():
         raise not_found("file", file_id, param="file_id")
+    if record.purpose == "fine-tune-results" and state.settings.results_encoding == "base64":
+        # as OpenAI does: clients written for it run base64.b64decode(client.files.content(id).read())
+        return Response(base64.b64encode(path.read_bytes()), media_type="application/octet-stream")
     return FileResponse(path, media_type="application/octet-stream", filename=record.filename)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from fastapi import Request
 
@@ -21,6 +22,8 @@ class ServerSettings:
     api_key: str | None = None
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
     max_adapters: int = 8  # LoRA adapters kept loaded over one base model (least recently used goes)
+    # OpenAI serves a job's results.csv base64-encoded, and code written against it decodes it; "raw" serves the CSV
+    results_encoding: Literal["base64", "raw"] = "base64"
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

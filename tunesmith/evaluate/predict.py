@@ -3,20 +3,29 @@
 Prompts are sorted by token length so each batch wastes little padding, generated batch by batch, and the
 results are returned in the caller's order. A batch stops as soon as every row has hit EOS or a stop string;
 stop strings are trimmed from the text, as the OpenAI API does.
+
+When every prompt starts with the same long run of tokens (an evaluation's shared system prompt, a reference
+document), that prefix is run through the model once and its KV cache is copied into every batch, so only each
+prompt's own tail is prefilled: what vLLM and SGLang call prefix caching.
 """
 
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+from transformers.cache_utils import DynamicLayer
 
 from tunesmith.conversation import Conversation, Message
 
 Prompt = Conversation | Sequence[Message] | Sequence[dict[str, Any]]
+
+# below this a shared prefix costs more to copy into each batch than prefilling it again saves
+PREFIX_CACHE_MIN_TOKENS = 32
 
 
 @dataclass
@@ -40,11 +49,13 @@ def generate(
     batch_size: int = 8,
     seed: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    prefix_cache: bool = True,
 ) -> list[Generation]:
     """Generate one assistant reply per prompt (a Conversation, or a list of Messages / OpenAI message dicts).
 
     A Conversation that ends with an assistant turn (a test item) is continued from before that turn, so its
-    reference answer is never shown; message lists are continued as they are.
+    reference answer is never shown; message lists are continued as they are. prefix_cache=False prefills
+    every prompt in full even when they share a long prefix.
     """
     if tokenizer.pad_token_id is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
         from tunesmith.models import ensure_pad_token
@@ -56,10 +67,12 @@ def generate(
     if seed is not None:
         torch.manual_seed(seed)
     batch_size = max(1, batch_size)
+    shared = cacheable_prefix_len(model, encoded) if prefix_cache else 0
+    prefix = prefix_kv_cache(model, encoded[0][:shared]) if shared else None
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         for i, gen in zip(batch, _generate_batch(model, tokenizer, [encoded[i] for i in batch], max_new_tokens,
-                                                 list(stop or []), temperature, top_p)):
+                                                 list(stop or []), temperature, top_p, prefix)):
             results[i] = gen
         if on_progress:
             on_progress(min(start + batch_size, len(order)), len(order))
@@ -84,6 +97,50 @@ def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
     return list(ids)
 
 
+def common_prefix_len(encoded: Sequence[Sequence[int]]) -> int:
+    """How many leading tokens every prompt shares (a single prompt shares all of its own)."""
+    if not encoded:
+        return 0
+    first, n = encoded[0], min(len(ids) for ids in encoded)
+    for ids in encoded[1:]:
+        n = next((i for i in range(n) if ids[i] != first[i]), n)
+    return n
+
+
+def cacheable_prefix_len(model: Any, encoded: Sequence[Sequence[int]]) -> int:
+    """Tokens of the shared prefix worth caching once, or 0 to prefill every prompt in full.
+
+    At least one token of every prompt is left out of the prefix: generate must feed something to get logits.
+    A model whose generation config asks for its own cache type (static, hybrid) cannot be handed one.
+    """
+    if len(encoded) < 2 or getattr(getattr(model, "generation_config", None), "cache_implementation", None):
+        return 0
+    n = min(common_prefix_len(encoded), min(len(ids) for ids in encoded) - 1)
+    return n if n >= PREFIX_CACHE_MIN_TOKENS else 0
+
+
+@dataclass
+class PrefixCache:
+    tokens: list[int]
+    cache: DynamicCache  # batch 1; copied and widened per batch because generate appends to the cache it gets
+
+
+def prefix_kv_cache(model: Any, prefix: list[int]) -> PrefixCache | None:
+    """The KV cache of one forward pass over `prefix` (batch 1), or None when the model's cache cannot be reused.
+
+    Only full-attention layers qualify: a sliding-window layer drops its oldest entries by count, which the
+    padding after the prefix would shift, and a recurrent layer has no per-token entries to share.
+    """
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        # logits_to_keep=1: the prefix's logits are never used, and over a long prefix they dwarf the cache
+        out = model(input_ids=torch.tensor([prefix], device=device), use_cache=True, logits_to_keep=1)
+    cache = getattr(out, "cache", None)
+    if not isinstance(cache, DynamicCache) or any(type(layer) is not DynamicLayer for layer in cache.layers):
+        return None
+    return PrefixCache(list(prefix), cache)
+
+
 def eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
     """Every id that ends a turn: the tokenizer's EOS plus whatever the generation config lists."""
     ids = {tokenizer.eos_token_id}
@@ -105,12 +162,24 @@ class _StopOnStrings(StoppingCriteria):
         return torch.tensor([any(s in t for s in self.stop) for t in tails], device=input_ids.device)
 
 
+def padded_batch(batch: list[list[int]], pad: int, prefix_len: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(input_ids, attention_mask) with each row's padding right after the first prefix_len tokens.
+
+    prefix_len 0 is plain left padding. With a cached prefix the padding goes in the middle, so the prefix stays
+    at positions 0..prefix_len-1 in every row, where its cache was computed; generate numbers the tokens after
+    the padding from the attention mask's running count, so each tail continues at position prefix_len.
+    """
+    width = max(len(ids) for ids in batch)
+    rows = [ids[:prefix_len] + [pad] * (width - len(ids)) + ids[prefix_len:] for ids in batch]
+    masks = [[1] * prefix_len + [0] * (width - len(ids)) + [1] * (len(ids) - prefix_len) for ids in batch]
+    return torch.tensor(rows), torch.tensor(masks)
+
+
 def _generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], max_new_tokens: int, stop: list[str],
-                    temperature: float, top_p: float) -> list[Generation]:
+                    temperature: float, top_p: float, prefix: PrefixCache | None = None) -> list[Generation]:
     width = max(len(ids) for ids in batch)
     pad = tokenizer.pad_token_id
-    input_ids = torch.tensor([[pad] * (width - len(ids)) + ids for ids in batch])  # left padding
-    attention_mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in batch])
+    input_ids, attention_mask = padded_batch(batch, pad, len(prefix.tokens) if prefix else 0)
     device = next(model.parameters()).device
     eos = eos_token_ids(model, tokenizer)
     sampling = temperature > 0
@@ -129,6 +198,10 @@ def _generate_batch(model: Any, tokenizer: Any, batch: list[list[int]], max_new_
         kwargs["stopping_criteria"] = StoppingCriteriaList([_StopOnStrings(tokenizer, stop, width)])
     started = time.perf_counter()
     with torch.inference_mode():
+        if prefix:  # generate sees the cache covers the first tokens and prefills only the rest
+            cache = copy.deepcopy(prefix.cache)
+            cache.batch_repeat_interleave(len(batch))
+            kwargs["cache"] = cache
         out = model.generate(input_ids=input_ids.to(device), attention_mask=attention_mask.to(device), **kwargs)
     latency = time.perf_counter() - started
     return [_finish(tokenizer, ids, row[width:].tolist(), eos, pad, stop, latency)

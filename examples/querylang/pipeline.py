@@ -46,7 +46,7 @@ class PipelineConfig:
     out: Path = Path("runs/querylang")
     n_train: int = 2000
     n_valid: int = 40
-    n_test: int = 60
+    n_test: int = 80
     n_epochs: int = 1
     batch_size: int = 8
     learning_rate_multiplier: float = 1.0

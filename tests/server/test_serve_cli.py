@@ -11,12 +11,15 @@ import httpx
 import openai
 
 from tests.server.live_server import free_port, wait_for, write_chat_file
+from tests.ui.fixtures import write_eval_pair
 
 
 def test_serve_command_runs_api_and_worker_processes(tmp_path):
     port = free_port()
+    base_eval, tuned_eval = write_eval_pair(tmp_path / "demo" / "evals")
     cmd = [sys.executable, "-c", "from tunesmith.cli import app; app()", "serve", "--port", str(port),
-           "--workers", "1", "--data-dir", str(tmp_path / "data"), "--api-key", "k", "--max-upload-mb", "1"]
+           "--workers", "1", "--data-dir", str(tmp_path / "data"), "--api-key", "k", "--max-upload-mb", "1",
+           "--evals-dir", str(tmp_path / "demo" / "evals"), "--results-encoding", "raw"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -43,6 +46,9 @@ def test_serve_command_runs_api_and_worker_processes(tmp_path):
         claims = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)
                   if e.message.startswith("Job claimed")]
         assert claims == [f"Job claimed by worker {os.uname().nodename}-{port}-w0"]
+        assert client.files.content(done.result_files[0]).read().startswith(b"step,train_loss")  # raw, as asked
+        listed = httpx.get(url + "/ui-api/evals", headers={"api-key": "k"}).json()["data"]
+        assert {e["id"] for e in listed} == {base_eval, tuned_eval}
     finally:
         server.send_signal(signal.SIGTERM)
         try:

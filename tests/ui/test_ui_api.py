@@ -12,13 +12,14 @@ from fastapi.testclient import TestClient
 from tests.ui.fixtures import write_eval_pair
 from tunesmith.jobs.store import FileRecord, JobRecord, JobStore, default_db_url, now
 from tunesmith.server import ui_api
+from tunesmith.server.state import ServerSettings
 
 
 @pytest.fixture
 def studio(tmp_path: Path):
     store = JobStore(default_db_url(tmp_path))
     app = FastAPI()
-    app.state.tunesmith = SimpleNamespace(store=store, data_dir=tmp_path)
+    app.state.tunesmith = SimpleNamespace(store=store, data_dir=tmp_path, settings=ServerSettings(data_dir=tmp_path))
     app.include_router(ui_api.router)
     yield SimpleNamespace(client=TestClient(app), store=store, data_dir=tmp_path)
     store.close()
@@ -72,3 +73,13 @@ def test_compare_refuses_paths_it_did_not_list(studio):
     write_eval_pair(studio.data_dir / "evals")
     assert studio.client.get("/ui-api/compare?ids=baseline-fewshot,../../etc").status_code == 404
     assert studio.client.get("/ui-api/compare?ids=baseline-fewshot").status_code == 400
+
+
+def test_eval_runs_kept_elsewhere_are_listed_when_the_server_is_told_where(studio, tmp_path_factory):
+    elsewhere = tmp_path_factory.mktemp("demo") / "evals"
+    base, tuned = write_eval_pair(elsewhere)
+    assert studio.client.get("/ui-api/evals").json()["data"] == []
+    studio.client.app.state.tunesmith.settings.eval_dirs.append(elsewhere)  # what `serve --evals-dir` sets
+    body = studio.client.get("/ui-api/evals").json()
+    assert {e["id"] for e in body["data"]} == {base, tuned} and str(elsewhere) in body["roots"]
+    assert studio.client.get(f"/ui-api/compare?ids={base},{tuned}").status_code == 200

@@ -51,6 +51,8 @@ def serve(
     max_adapters: int = typer.Option(8, "--max-adapters", min=1, help="LoRA adapters kept loaded"),
     results_encoding: ResultsEncoding = typer.Option(
         ResultsEncoding.base64, "--results-encoding", help="how a job's results.csv is served: base64 as OpenAI does"),
+    evals_dir: list[Path] = typer.Option([], "--evals-dir", help="also list the eval runs under this folder in "
+                                         "the studio (repeatable), e.g. runs/querylang/evals"),
 ) -> None:
     """Serve the OpenAI-compatible fine-tuning API and the studio UI; train jobs in worker processes."""
     import uvicorn
@@ -67,7 +69,8 @@ def serve(
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     settings = ServerSettings(data_dir=data_dir, db_url=db, api_key=api_key,
                               max_upload_bytes=max_upload_mb * 1024 * 1024, max_adapters=max_adapters,
-                              results_encoding=results_encoding.value)
+                              results_encoding=results_encoding.value,
+                              eval_dirs=[d.expanduser().resolve() for d in evals_dir])
     application = create_app(settings)  # creates the store's tables before any worker opens it
     supervisor = WorkerSupervisor(workers, db=db, data_dir=data_dir, name=f"{socket.gethostname()}-{port}")
     supervisor.start()

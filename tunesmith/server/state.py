@@ -24,9 +24,11 @@ class ServerSettings:
     max_adapters: int = 8  # LoRA adapters kept loaded over one base model (least recently used goes)
     # OpenAI serves a job's results.csv base64-encoded, and code written against it decodes it; "raw" serves the CSV
     results_encoding: Literal["base64", "raw"] = "base64"
+    eval_dirs: list[Path] = field(default_factory=list)  # eval runs kept outside data_dir/evals, shown in the studio
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)
+        self.eval_dirs = [Path(d) for d in self.eval_dirs]
 
 
 @dataclass

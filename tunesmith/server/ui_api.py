@@ -4,8 +4,8 @@ Everything here reads what other parts wrote: the job store's file records, run 
 (`<data dir>/runs/<job id>`), eval directories (`<data dir>/evals/**/summary.json`), and the catalog.
 Nothing here writes; uploads, jobs and deletes go through the OpenAI-shaped `/v1` API like any SDK client.
 
-The store and data directory come from the app's `ServerState` (`server.state.server_state`); an app may also
-set `app.state.eval_roots` (a list of folders) to show eval runs kept elsewhere.
+The store and data directory come from the app's `ServerState` (`server.state.server_state`); its settings'
+`eval_dirs` (`tunesmith serve --evals-dir DIR`) add folders of eval runs kept elsewhere.
 """
 
 from __future__ import annotations
@@ -126,8 +126,7 @@ def job_metrics(job_id: str, request: Request) -> dict[str, Any]:
 
 # --- Evaluations ----------------------------------------------------------------------------------------------
 def _eval_roots(request: Request) -> list[Path]:
-    extra = getattr(request.app.state, "eval_roots", None) or []
-    return [_data_dir(request) / "evals", *(Path(p) for p in extra)]
+    return [_data_dir(request) / "evals", *server_state(request).settings.eval_dirs]
 
 
 def find_eval_dirs(roots: list[Path]) -> dict[str, Path]:

@@ -1,4 +1,8 @@
-"""`POST /chat/completions` (and Azure's `/deployments/{name}/chat/completions`): non-streaming and SSE."""
+"""`POST /chat/completions` (and Azure's `/deployments/{name}/chat/completions`): non-streaming and SSE.
+
+With `tools`, they are rendered into the prompt as in training, and a reply in the template's tool-call format
+comes back as `message.tool_calls` (`delta.tool_calls` when streaming); see tool_calls.py.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunesmith.catalog import find_model_spec
+from tunesmith.conversation import Conversation, Message
 from tunesmith.jobs.store import new_id
 from tunesmith.server.errors import OpenAIError
 from tunesmith.server.inference import ModelTarget, SamplingParams, StreamResult, stream_text
 from tunesmith.server.models_api import resolve_model
 from tunesmith.server.state import ServerState, server_state
+from tunesmith.server.tool_calls import ToolCallStream, parse_tool_calls
 
 router = APIRouter(tags=["chat"])
 azure_router = APIRouter(tags=["azure"])
@@ -41,6 +47,11 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None  # "none" turns tool-call parsing off; others are not enforced
+
+    @property
+    def parses_tool_calls(self) -> bool:
+        return bool(self.tools) and self.tool_choice != "none"
 
 
 @router.post("/chat/completions")
@@ -57,7 +68,7 @@ def azure_chat_completions(request: Request, deployment: str, body: ChatRequest)
 
 def _complete(state: ServerState, body: ChatRequest, model: str) -> Any:
     target = resolve_model(state, model)
-    messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
+    messages = _prompt([_plain_message(m, i) for i, m in enumerate(body.messages)], body.tools)
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stops) > 4:
         raise OpenAIError(400, "stop holds at most 4 sequences", param="stop", code="invalid_value")
@@ -73,7 +84,7 @@ def _complete(state: ServerState, body: ChatRequest, model: str) -> Any:
     return _completion(state, target, messages, body, params)
 
 
-def _completion(state: ServerState, target: ModelTarget, messages: list[dict[str, Any]], body: ChatRequest,
+def _completion(state: ServerState, target: ModelTarget, messages: Any, body: ChatRequest,
                 params: SamplingParams) -> dict[str, Any]:
     from tunesmith.evaluate.predict import encode_prompt, generate
 
@@ -83,16 +94,21 @@ def _completion(state: ServerState, target: ModelTarget, messages: list[dict[str
         generations = generate(model, tokenizer, [messages] * body.n, max_new_tokens=params.max_tokens,
                                stop=params.stop, temperature=params.temperature, top_p=params.top_p,
                                batch_size=body.n, seed=params.seed)
-    choices = [{"index": i, "message": {"role": "assistant", "content": g.text, "refusal": None,
-                                        "annotations": [], "tool_calls": None},
-                "logprobs": None, "finish_reason": g.finish_reason} for i, g in enumerate(generations)]
+    choices = [_choice(i, g.text, g.finish_reason, body) for i, g in enumerate(generations)]
     completion_tokens = sum(g.completion_tokens for g in generations)
     return {"id": new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
             "model": target.name, "choices": choices, "system_fingerprint": None,
             "usage": _usage(len(prompt_ids), completion_tokens)}
 
 
-def _sse(state: ServerState, target: ModelTarget, messages: list[dict[str, Any]], body: ChatRequest,
+def _choice(index: int, text: str, finish_reason: str, body: ChatRequest) -> dict[str, Any]:
+    content, calls = parse_tool_calls(text, body.tools) if body.parses_tool_calls else (text, [])
+    message = {"role": "assistant", "content": content, "refusal": None, "annotations": [], "tool_calls": calls or None}
+    return {"index": index, "message": message, "logprobs": None,
+            "finish_reason": "tool_calls" if calls else finish_reason}
+
+
+def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatRequest,
          params: SamplingParams, include_usage: bool) -> Iterator[str]:
     from tunesmith.evaluate.predict import encode_prompt
 
@@ -113,11 +129,19 @@ def _sse(state: ServerState, target: ModelTarget, messages: list[dict[str, Any]]
             completion_tokens = 0
             for index in range(body.n):
                 result = StreamResult()
-                yield delta(index, {"role": "assistant", "content": ""})
+                # with tools, the reply may turn out to be only tool calls: OpenAI then sends content null
+                yield delta(index, {"role": "assistant", "content": None if body.parses_tool_calls else ""})
                 seed = None if params.seed is None else params.seed + index  # n differing samples, reproducibly
+                held = ToolCallStream(body.tools if body.parses_tool_calls else None)
                 for text in stream_text(model, tokenizer, prompt_ids, _with_seed(params, seed), result):
-                    yield delta(index, {"content": text})
-                yield delta(index, {}, result.finish_reason)
+                    if ready := held.feed(text):
+                        yield delta(index, {"content": ready})
+                rest, calls = held.finish()
+                if rest:
+                    yield delta(index, {"content": rest})
+                for d in _tool_call_deltas(calls):
+                    yield delta(index, d)
+                yield delta(index, {}, "tool_calls" if calls else result.finish_reason)
                 completion_tokens += result.completion_tokens
         if include_usage:
             yield chunk([], usage=_usage(len(prompt_ids), completion_tokens))
@@ -126,6 +150,15 @@ def _sse(state: ServerState, target: ModelTarget, messages: list[dict[str, Any]]
     except Exception as e:
         yield "data: " + json.dumps(OpenAIError(500, f"{type(e).__name__}: {e}").body()) + "\n\n"
     yield "data: [DONE]\n\n"
+
+
+def _tool_call_deltas(calls: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """OpenAI's stream shape: id, type and name once per call, then its arguments (the SDK joins by index)."""
+    for i, call in enumerate(calls):
+        function = call["function"]
+        yield {"tool_calls": [{"index": i, "id": call["id"], "type": "function",
+                               "function": {"name": function["name"], "arguments": ""}}]}
+        yield {"tool_calls": [{"index": i, "function": {"arguments": function["arguments"]}}]}
 
 
 def _with_seed(params: SamplingParams, seed: int | None) -> SamplingParams:
@@ -147,6 +180,17 @@ def _usage(prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
     return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": prompt_tokens + completion_tokens,
             "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 0}}
+
+
+def _prompt(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Any:
+    """What the chat template renders: the messages, with the request's tools when it has some (as in training)."""
+    if not tools:
+        return messages
+    try:
+        return Conversation([Message.from_openai(m) for m in messages], tools)
+    except (KeyError, TypeError) as e:  # a tool_calls entry without function.name
+        raise OpenAIError(400, f"messages: each tool_calls entry needs function.name ({e})", param="messages",
+                          code="invalid_value") from e
 
 
 def _plain_message(message: dict[str, Any], index: int) -> dict[str, Any]:

@@ -180,3 +180,79 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
         if token in vocab and vocab[token] not in ids and token in (tokenizer.chat_template or ""):
             ids.append(vocab[token])
     return ids
+
+
+# --- tools for templates that have no tool support ------------------------------------------------------------
+# SmolLM2's, Llama 2's and Phi-3's templates ignore `tools` and render an assistant tool call as an empty turn:
+# trained as they are, such a model learns to say nothing. For those templates the tools, calls and results
+# are written into the message text in the Hermes format (what Qwen2.5 and Hermes models use), which
+# tunesmith.server.tool_calls reads back from the reply.
+TOOLS_PREAMBLE = ("You can call functions. To call one, reply with <tool_call>\n{{\"name\": <function name>, "
+                  "\"arguments\": <JSON object>}}\n</tool_call>, one block per call. The functions:\n"
+                  "<tools>\n{tools}\n</tools>")
+_PROBE_TOOL, _PROBE_CALL = "tunesmith_probe_tool", "tunesmith_probe_call"
+_NATIVE_TOOLS: dict[str, bool] = {}  # chat template text -> whether it renders tools and tool calls itself
+
+
+@dataclass
+class TemplateInput:
+    """What `tokenizer.apply_chat_template` gets for a conversation, and where each message went."""
+
+    messages: list[dict[str, Any]]
+    tools: list[dict[str, Any]] | None
+    index: list[int]  # index[i]: the template message holding conversation message i
+
+
+def template_input(tokenizer: Any, conversation: Any) -> TemplateInput:
+    """The conversation as this tokenizer's chat template should see it, tools included either way."""
+    messages = conversation.to_template_messages()
+    uses_tools = bool(conversation.tools) or any(m.tool_calls or m.role == "tool" for m in conversation.messages)
+    if not uses_tools or renders_tools(tokenizer):
+        return TemplateInput(messages, conversation.tools or None, list(range(len(messages))))
+    return _tools_as_text(conversation)
+
+
+def renders_tools(tokenizer: Any) -> bool:
+    """Whether the chat template writes both the tool definitions and an assistant's tool call into the text."""
+    template = tokenizer.chat_template or ""
+    if template not in _NATIVE_TOOLS:
+        tools = [{"type": "function", "function": {"name": _PROBE_TOOL, "parameters": {"type": "object"}}}]
+        call = {"id": "call_0", "type": "function", "function": {"name": _PROBE_CALL, "arguments": {"x": 1}}}
+        probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+        try:
+            text = tokenizer.apply_chat_template(probe, tools=tools, tokenize=False)
+        except Exception:  # jinja raises its own error types for what a template refuses
+            text = ""
+        _NATIVE_TOOLS[template] = _PROBE_TOOL in text and _PROBE_CALL in text
+    return _NATIVE_TOOLS[template]
+
+
+def _tools_as_text(conversation: Any) -> TemplateInput:
+    import json
+
+    out: list[dict[str, Any]] = []
+    index: list[int] = []
+    if conversation.tools:
+        preamble = TOOLS_PREAMBLE.format(tools="\n".join(json.dumps(t, ensure_ascii=False) for t in conversation.tools))
+        first = conversation.messages[0] if conversation.messages else None
+        if first is not None and first.role in ("system", "developer"):
+            out.append({"role": first.role, "content": f"{first.content or ''}\n\n{preamble}".lstrip()})
+        else:
+            out.append({"role": "system", "content": preamble})
+    for i, (message, rendered) in enumerate(zip(conversation.messages, conversation.to_template_messages())):
+        if i == 0 and conversation.tools and message.role in ("system", "developer"):
+            index.append(0)
+            continue
+        if message.tool_calls:
+            calls = [json.dumps({"name": c["function"]["name"], "arguments": c["function"]["arguments"]},
+                                ensure_ascii=False) for c in rendered["tool_calls"]]
+            text = "\n".join(f"<tool_call>\n{c}\n</tool_call>" for c in calls)
+            rendered = {"role": "assistant", "content": f"{message.content}\n{text}" if message.content else text}
+        elif message.role == "tool":
+            rendered = {"role": "user", "content": f"<tool_response>\n{message.content or ''}\n</tool_response>"}
+        if rendered["role"] == "user" and out and out[-1]["role"] == "user":  # results of parallel calls: one turn
+            out[-1] = {"role": "user", "content": out[-1]["content"] + "\n" + rendered["content"]}
+        else:
+            out.append(rendered)
+        index.append(len(out) - 1)
+    return TemplateInput(out, None, index)

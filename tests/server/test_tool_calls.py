@@ -107,7 +107,7 @@ def smollm2_tokenizer():
 
 
 def tokenizer_for(base, template: str):
-    """SmolLM2's vocabulary with the family's real chat template ("llama3") or Qwen 2.5's ("qwen2.5")."""
+    """SmolLM2's vocabulary with a family's real chat template ("llama3", "smollm2") or Qwen 2.5's ("qwen2.5")."""
     tokenizer = copy.deepcopy(base)
     if template == "qwen2.5":
         tokenizer.chat_template = QWEN25  # ChatML: <|im_start|>/<|im_end|> are SmolLM2's own tokens
@@ -121,7 +121,7 @@ def trained_reply(tokenizer, example: dict) -> str:
     return tokenizer.decode([i for i, t in zip(rendered.ids, rendered.trained) if t], skip_special_tokens=True)
 
 
-@pytest.mark.parametrize("template", ["llama3", "qwen2.5"])
+@pytest.mark.parametrize("template", ["llama3", "qwen2.5", "smollm2"])
 def test_a_rendered_tool_call_parses_back_to_the_openai_call(smollm2_tokenizer, template):
     reply = trained_reply(tokenizer_for(smollm2_tokenizer, template), weather_example(0))
     assert "get_weather" in reply  # the template really wrote the call into the training text
@@ -178,10 +178,11 @@ def test_streaming_holds_back_a_call_but_sends_plain_text_at_once(smollm2_tokeni
 
 @pytest.fixture(scope="module")
 def tool_server(tmp_path_factory, smollm2_tokenizer):
-    """A tiny Qwen-2.5-templated model fine-tuned on one tool call, served as a finished job's model."""
+    """A tiny model with SmolLM2's tokenizer and template (no tool support: tunesmith writes calls as Hermes text),
+    fine-tuned on one tool call, served as a finished job's model."""
     root = tmp_path_factory.mktemp("tools")
-    tokenizer = tokenizer_for(smollm2_tokenizer, "qwen2.5")
-    base = root / "tiny-qwen-tools"
+    tokenizer = tokenizer_for(smollm2_tokenizer, "smollm2")
+    base = root / "tiny-smollm2-tools"
     build_tiny_model(tokenizer).save_pretrained(str(base), safe_serialization=True)
     tokenizer.save_pretrained(str(base))
     data = root / "train.jsonl"  # the validator wants 10 distinct examples: the request number differs
@@ -193,7 +194,7 @@ def tool_server(tmp_path_factory, smollm2_tokenizer):
     result = train(TrainConfig(model=str(base), train=data, n_epochs=25, batch_size=2, learning_rate_multiplier=5,
                                output=run_dir_for(settings.data_dir, job_id)))
     assert result.status == "succeeded"
-    name = f"ft:tiny-qwen-tools:weather:{job_id.removeprefix('ftjob-')}"
+    name = f"ft:tiny-smollm2-tools:weather:{job_id.removeprefix('ftjob-')}"
     store = JobStore(default_db_url(settings.data_dir))
     store.add_job(JobRecord(id=job_id, model=str(base), training_file="file-local", hyperparameters={}, seed=0,
                             status="succeeded", created_at=now(), finished_at=now(), fine_tuned_model=name,

@@ -88,6 +88,59 @@ def test_tool_calls_are_trained_as_the_template_renders_them():
     assert spans == ['{"name": "get_weather", "parameters": {"city": "Paris"}}<|eot_id|>', "It is 18C.<|eot_id|>"]
 
 
+def weather_conversation(parallel: bool = False) -> Conversation:
+    calls = [{"id": "c1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\"}"}}]
+    results = [{"role": "tool", "tool_call_id": "c1", "content": "18C"}]
+    if parallel:
+        calls.append({"id": "c2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\": \"Rome\"}"}})
+        results.append({"role": "tool", "tool_call_id": "c2", "content": "24C"})
+    return Conversation.from_openai({
+        "messages": [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather?"},
+                     {"role": "assistant", "content": None, "tool_calls": calls}, *results,
+                     {"role": "assistant", "content": "Warm."}],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}],
+    })
+
+
+@pytest.mark.parametrize("family", ["smollm2", "llama2", "phi3"])
+def test_templates_without_tool_support_train_the_call_as_hermes_text_the_server_reads_back(family):
+    from tunesmith.chat_templates import renders_tools
+    from tunesmith.server.tool_calls import parse_tool_calls
+
+    tokenizer = family_tokenizer(family)
+    assert not renders_tools(tokenizer)  # the shipped template would train an empty turn
+    conversation = weather_conversation(parallel=True)
+    example = render_example(conversation, tokenizer)
+    spans = trained_spans(example, tokenizer)
+    assert len(spans) == 2 and "Warm." in spans[1]
+    content, calls = parse_tool_calls(spans[0].replace(END_OF_TURN[family], "").strip(), conversation.tools)
+    assert content is None and [(c["function"]["name"], c["function"]["arguments"]) for c in calls] == [
+        ("get_weather", '{"city": "Paris"}'), ("get_weather", '{"city": "Rome"}')]
+    prompt = tokenizer.decode([i for i, t in zip(example.ids, example.trained) if not t])
+    assert '"name": "get_weather"' in prompt and "Be brief." in prompt  # the tools, in the system turn
+    assert "<tool_response>\n18C\n</tool_response>\n<tool_response>\n24C\n</tool_response>" in prompt
+
+
+def test_native_tool_templates_get_the_conversation_unchanged():
+    from tunesmith.chat_templates import template_input
+
+    tokenizer = family_tokenizer("llama3")
+    conversation = weather_conversation()
+    rendered = template_input(tokenizer, conversation)
+    assert rendered.messages == conversation.to_template_messages() and rendered.tools == conversation.tools
+
+
+def test_prompts_for_generation_carry_the_tools_as_in_training():
+    from tunesmith.evaluate.predict import encode_prompt
+
+    tokenizer = family_tokenizer("smollm2")
+    conversation = weather_conversation()
+    head = Conversation(conversation.messages[:2], conversation.tools)
+    text = tokenizer.decode(encode_prompt(tokenizer, head))
+    trained_prompt = tokenizer.decode(render_example(conversation, tokenizer).ids)
+    assert "<tools>" in text and trained_prompt.startswith(text)
+
+
 def test_template_without_end_of_turn_is_refused():
     tokenizer = family_tokenizer("smollm2")
     tokenizer.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from tunesmith.chat_templates import template_input
 from tunesmith.conversation import Conversation
 from tunesmith.training.hparams import default_n_epochs
 
@@ -26,15 +27,16 @@ def count_tokens(conversation: Conversation, tokenizer: Any) -> int:
 def count_example_tokens(conversation: Conversation, tokenizer: Any) -> tuple[int, int]:
     """(tokens of the rendered example, tokens of its trained assistant turns) from one tokenizer pass:
     the template's text is tokenized with offsets, and tokens inside trained answers are counted."""
-    messages = conversation.to_template_messages()
+    rendered = template_input(tokenizer, conversation)
+    messages, tools = rendered.messages, rendered.tools
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:  # a slow tokenizer, or a counter that only renders ids (e.g. OpenAI's cookbook count)
-        out = tokenizer.apply_chat_template(messages, tools=conversation.tools, tokenize=True)
+        out = tokenizer.apply_chat_template(messages, tools=tools, tokenize=True)
         ids = out["input_ids"] if hasattr(out, "keys") else out
         answers = [m.content for m in conversation.messages if m.trained and m.content]
         trained = sum(len(a) for a in tokenizer(answers, add_special_tokens=False)["input_ids"]) if answers else 0
         return len(ids), trained
-    text = tokenizer.apply_chat_template(messages, tools=conversation.tools, tokenize=False)
+    text = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False)
     # The Rust tokenizer directly: the same ids as tokenizer(text, add_special_tokens=False), ~40% faster.
     offsets = np.asarray(backend.encode(text, add_special_tokens=False).offsets)
     if len(offsets) == 0:

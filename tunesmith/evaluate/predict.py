@@ -20,6 +20,7 @@ import torch
 from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 from transformers.cache_utils import DynamicLayer
 
+from tunesmith.chat_templates import template_input
 from tunesmith.conversation import Conversation, Message
 
 Prompt = Conversation | Sequence[Message] | Sequence[dict[str, Any]]
@@ -89,9 +90,9 @@ def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
     else:
         messages = [m if isinstance(m, Message) else Message.from_openai(m) for m in prompt]
         tools = None
-    template_messages = Conversation(list(messages), tools).to_template_messages()
-    ids = tokenizer.apply_chat_template(template_messages, tools=tools, add_generation_prompt=True, tokenize=True,
-                                        return_dict=False)
+    rendered = template_input(tokenizer, Conversation(list(messages), tools))  # as the model was trained
+    ids = tokenizer.apply_chat_template(rendered.messages, tools=rendered.tools, add_generation_prompt=True,
+                                        tokenize=True, return_dict=False)
     if hasattr(ids, "keys"):  # some tokenizers return a BatchEncoding even when asked for ids
         ids = ids["input_ids"]
     return list(ids)

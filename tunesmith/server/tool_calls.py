@@ -5,8 +5,8 @@ A fine-tuned model emits a tool call in the text its chat template rendered into
   `{"name": "get_weather", "parameters": {"city": "Paris"}}` then `<|eot_id|>`. One call per turn.
 - ChatML with tools (Qwen2.5/Qwen3, Hermes; hub models served by id): optional text, then one block per call,
   `<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>`.
-The SmolLM2, Llama 2 and Phi-3 templates have no tool branch: an assistant tool call renders as an empty
-turn, so a model of those families never learns one and there is nothing to read back.
+- SmolLM2, Llama 2 and Phi-3, whose templates have no tool branch: tunesmith writes the same Hermes blocks into
+  the message text itself (tunesmith.chat_templates.template_input), in training and in prompts alike.
 
 Only names among the request's tools count as calls; anything that does not parse stays plain content, so a
 model that half-learned the format answers with text instead of failing the request.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from tunesmith.chat_templates import end_of_turn_ids
+from tunesmith.chat_templates import end_of_turn_ids, template_input
 from tunesmith.conversation import Conversation
 
 
@@ -50,8 +50,8 @@ def render_ids(tokenizer: Any, messages: list[dict[str, Any]], tools: Any, *, ge
 
 def render_example(conversation: Conversation, tokenizer: Any, max_length: int | None = None) -> TokenizedExample:
     """Token ids of the whole conversation, with a mask marking the trained assistant spans."""
-    messages = conversation.to_template_messages()
-    tools = conversation.tools or None
+    rendered = template_input(tokenizer, conversation)  # tools written as text where the template has none
+    messages, tools = rendered.messages, rendered.tools
     try:
         full = render_ids(tokenizer, messages, tools, generation_prompt=False)
     except Exception as e:  # jinja raises its own types (e.g. roles not alternating for Llama 2)
@@ -61,7 +61,8 @@ def render_example(conversation: Conversation, tokenizer: Any, max_length: int |
     for index, message in enumerate(conversation.messages):
         if not message.trained:
             continue
-        start, end = _assistant_span(tokenizer, messages[:index], messages[: index + 1], tools, full)
+        at = rendered.index[index]
+        start, end = _assistant_span(tokenizer, messages[:at], messages[: at + 1], tools, full)
         end = _cut_after_end_of_turn(full, start, end, stops)
         if end is None:
             raise RenderError(

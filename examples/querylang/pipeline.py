@@ -312,7 +312,11 @@ def show_summary(result: PipelineResult, best: EvalRow) -> None:
     console.print(f"fine-tuned vs best baseline ({best.label}): {gain:+.0%} execution accuracy, "
                   f"paired test: [bold]{result.verdict or 'n/a'}[/bold]; "
                   f"{saving:.0f} fewer prompt tokens per request")
+    met = "met" if ft.mean() >= TARGET_ACCURACY else "not met"
+    console.print(f"target of {TARGET_ACCURACY:.0%} execution accuracy on unseen phrasings: [bold]{met}[/bold]")
     console.print(f"report: {result.report_html} · run: {result.run_dir} · stage seconds: {result.timings}")
+    evals = result.report_html.parent.parent / "evals"  # <out>/report/report.html -> <out>/evals
+    console.print(f"browse and compare these runs in the studio: tunesmith serve --evals-dir {evals}")
 
 
 def result_to_dict(result: PipelineResult, best: EvalRow) -> dict[str, Any]:

@@ -60,6 +60,17 @@ def test_degraded_fine_tuned_model_is_flagged_loudly(tmp_path):
     assert "Degraded" in json.loads(files.json.read_text())["treatments"][0]["graders"][0]["verdict"]
 
 
+def test_a_weaker_prompt_on_the_base_model_is_noted_not_alarmed(tmp_path):
+    base = make_eval(tmp_path / "few-shot", "smollm2-135m-instruct", [1.0] * 25)
+    weaker = make_eval(tmp_path / "zero-shot", "smollm2-135m-instruct", [0.0] * 10 + [1.0] * 15)
+    result = compare([base, weaker])
+    assert result.treatments[0].graders[0].verdict == "Degraded"
+    assert [w.split(":")[0] for w in result.warnings] == ["Worse than the baseline"]
+    files = write_report(result, tmp_path / "report")
+    page = files.html.read_text()
+    assert 'class="note">Worse than the baseline' in page and 'class="warn"' not in page
+
+
 def test_pairing_uses_only_shared_ids_and_too_few_samples(tmp_path):
     base = make_eval(tmp_path / "a", "m", [0.0] * 8, ids=[f"x{i}" for i in range(8)])
     treat = make_eval(tmp_path / "b", "m", [1.0] * 8, ids=[f"x{i}" for i in range(2, 10)])

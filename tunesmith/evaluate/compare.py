@@ -80,7 +80,7 @@ class Comparison:
 
     @property
     def warnings(self) -> list[str]:
-        """Loud, plain-language lines for every treatment that got significantly worse."""
+        """Plain-language lines for every treatment that is significantly worse; a fine-tuned one's is loud."""
         out = []
         for t in self.treatments:
             for g in t.degraded:
@@ -90,7 +90,7 @@ class Comparison:
                     out.append(f"FINE-TUNED MODEL IS WORSE THAN BASELINE: {line}. Do not ship it: check the "
                                "training data (tunesmith data validate / stats) before training again.")
                 else:
-                    out.append(f"REGRESSION: {line}.")
+                    out.append(f"Worse than the baseline: {line}.")
         return out
 
     def to_dict(self) -> dict[str, Any]:

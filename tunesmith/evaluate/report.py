@@ -51,10 +51,14 @@ def _p(p: float) -> str:
 # --- markdown ---------------------------------------------------------------------------------------------------
 
 
+def _is_alarm(warning: str) -> bool:
+    return warning.startswith("FINE-TUNED")
+
+
 def render_markdown(c: Comparison) -> str:
     lines = ["# Evaluation comparison", ""]
-    for warning in c.warnings:
-        lines += [f"> **⚠ {warning}**", ""]
+    for warning in c.warnings:  # a worse fine-tuned model is the finding; a weaker prompt is context
+        lines += [f"> **⚠ {warning}**" if _is_alarm(warning) else f"> {warning}", ""]
     lines += [f"Baseline: **{c.baseline.label}** — {c.baseline.summary.get('n', '?')} items, "
               f"data `{c.baseline.summary.get('data', '?')}`", ""]
     for t in c.treatments:
@@ -102,7 +106,8 @@ def render_html(c: Comparison) -> str:
     runs = [c.baseline] + [t.treatment for t in c.treatments]
     graders = [g.grader for g in c.treatments[0].graders] if c.treatments else []
     body = ["<h1>Evaluation comparison</h1>"]
-    body += [f'<div class="warn">⚠ {html.escape(w)}</div>' for w in c.warnings]
+    body += [f'<div class="warn">⚠ {html.escape(w)}</div>' if _is_alarm(w) else
+             f'<div class="note">{html.escape(w)}</div>' for w in c.warnings]
     body.append("<h2>Runs</h2><ul>" + "".join(
         f'<li><span class="swatch" style="background:{COLORS[i % len(COLORS)]}"></span>'
         f'{"<b>baseline</b> " if i == 0 else ""}{html.escape(r.label)} — n={r.summary.get("n", "?")}</li>'
@@ -198,6 +203,7 @@ table {{ border-collapse: collapse; margin: .5rem 0 1rem; }}
 td, th {{ border: 1px solid #ddd; padding: 4px 8px; font-size: 13px; text-align: left; }}
 .warn {{ background: #fee2e2; border: 2px solid #b91c1c; color: #7f1d1d; padding: .8rem; margin: .5rem 0;
   font-weight: bold; font-size: 1.1rem; }}
+.note {{ background: #f3f4f6; border-left: 4px solid #9ca3af; padding: .4rem .8rem; margin: .3rem 0; }}
 .swatch {{ display: inline-block; width: 12px; height: 12px; margin-right: 6px; }}
 .charts svg {{ margin-right: 1rem; }}
 .note {{ color: #555; font-size: 13px; }}

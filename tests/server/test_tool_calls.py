@@ -14,13 +14,14 @@ import openai
 import pytest
 
 from tests.server.live_server import running_server
-from tunesmith.chat_templates import apply_family_template
+from tunesmith.chat_templates import apply_family_template, template_input
 from tunesmith.conversation import Conversation
 from tunesmith.jobs.runs import run_dir_for
 from tunesmith.jobs.store import JobRecord, JobStore, default_db_url, new_id, now
 from tunesmith.models import build_tiny_model, load_smollm2_tokenizer
 from tunesmith.server.state import ServerSettings
-from tunesmith.server.tool_calls import ToolCallStream, parse_tool_calls
+from tunesmith.server.tool_calls import (ToolCallStream, call_format, forced_opening, ids_with_opening,
+                                        parse_tool_calls)
 from tunesmith.training.config import TrainConfig
 from tunesmith.training.render import render_example
 from tunesmith.training.sft import train
@@ -173,6 +174,43 @@ def test_streaming_holds_back_a_call_but_sends_plain_text_at_once(smollm2_tokeni
     assert llama.finish()[1][0]["function"]["name"] == "get_weather"
 
 
+# --- tool_choice "required" / a named function: the reply is forced to start inside a call ---
+
+
+def rendered_text(tokenizer, conversation: Conversation, generation_prompt: bool) -> str:
+    rendered = template_input(tokenizer, conversation)
+    return tokenizer.apply_chat_template(rendered.messages, tools=rendered.tools, tokenize=False,
+                                         add_generation_prompt=generation_prompt)
+
+
+@pytest.mark.parametrize("template, fmt, named", [
+    ("llama3", "llama3", '{"name": "get_weather", "parameters":'),
+    ("qwen2.5", "hermes", '<tool_call>\n{"name": "get_weather", "arguments":'),
+    ("smollm2", "hermes", '<tool_call>\n{"name": "get_weather", "arguments":'),
+])
+def test_the_forced_opening_is_where_the_template_writes_a_call(smollm2_tokenizer, template, fmt, named):
+    tokenizer = tokenizer_for(smollm2_tokenizer, template)
+    assert call_format(tokenizer) == fmt
+    assert forced_opening(fmt, "get_weather") == named
+    conversation = Conversation.from_openai(weather_example(0))
+    full = rendered_text(tokenizer, conversation, generation_prompt=False)
+    prompt = rendered_text(tokenizer, Conversation(conversation.prompt_messages(), conversation.tools), True)
+    for name in ("get_weather", None):  # named, and "required" (up to the name)
+        opening = forced_opening(fmt, name)
+        assert full.startswith(prompt + opening)  # the model continues exactly where the trained call goes on
+        # and from the same tokens that training saw there (SmolLM2's vocabulary merges "\n{" after Llama's "\n\n")
+        forced_ids = ids_with_opening(tokenizer, tokenizer.encode(prompt, add_special_tokens=False), opening)
+        assert tokenizer.encode(full, add_special_tokens=False)[:len(forced_ids)] == forced_ids
+
+
+def test_a_template_with_its_own_unreadable_call_format_is_not_forced(smollm2_tokenizer):
+    tokenizer = copy.deepcopy(smollm2_tokenizer)  # Mistral-style [TOOL_CALLS]: rendered, but not a format we parse
+    tokenizer.chat_template = ("{{ tools | tojson }}{% for m in messages %}{% if m.tool_calls %}[TOOL_CALLS]"
+                               "{{ m.tool_calls | tojson }}{% else %}{{ m.content }}{% endif %}{% endfor %}")
+    assert call_format(tokenizer) is None
+    assert call_format(tokenizer_for(smollm2_tokenizer, "phi3")) == "hermes"  # no tool branch: tunesmith's text
+
+
 # --- end to end: tunesmith's trainer teaches a tiny model the call; the SDK reads it back from the server ---
 
 
@@ -242,3 +280,68 @@ def test_streamed_tool_calls_accumulate_in_the_sdk(tool_server):
     tool_call = final.choices[0].message.tool_calls[0]
     assert final.choices[0].finish_reason == "tool_calls" and tool_call.id.startswith("call_")
     assert tool_call.function.name == "get_weather" and json.loads(tool_call.function.arguments) == ARGS
+
+
+# The tiny model learnt its one call by position: a prompt as long as the trained question (in tokens) but about
+# something else gets, on its own, an empty `<tool_call>` block that is no call; forced, it writes the call.
+UNRELATED = [{"role": "user", "content": "What is two plus two, please? (request 0)"}]
+FORCE_WEATHER = {"type": "function", "function": {"name": "get_weather"}}
+
+
+def test_a_named_function_is_called_even_where_the_model_would_answer_in_text(tool_server):
+    client, model = tool_server
+    kwargs = dict(model=model, messages=UNRELATED, tools=[WEATHER, TIME], temperature=0, max_tokens=48)
+    auto = client.chat.completions.create(**kwargs)
+    assert auto.choices[0].message.tool_calls is None and auto.choices[0].finish_reason == "stop"  # its choice: text
+
+    forced = client.chat.completions.create(**kwargs, tool_choice=FORCE_WEATHER)
+    choice = forced.choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.content is None
+    assert [c.function.name for c in choice.message.tool_calls] == ["get_weather"]
+    assert "city" in json.loads(choice.message.tool_calls[0].function.arguments)
+    # only generated tokens are completion tokens: the forced opening is part of the prompt
+    assert forced.usage.prompt_tokens > auto.usage.prompt_tokens
+    assert forced.usage.completion_tokens < 48
+
+    with client.chat.completions.stream(**kwargs, tool_choice=FORCE_WEATHER) as stream:
+        final = stream.get_final_completion()
+    assert final.choices[0].finish_reason == "tool_calls" and not final.choices[0].message.content
+    assert [c.function.name for c in final.choices[0].message.tool_calls] == ["get_weather"]
+    assert final.choices[0].message.tool_calls[0].function.arguments == choice.message.tool_calls[0].function.arguments
+
+
+def test_required_makes_the_model_call_one_of_the_tools(tool_server):
+    client, model = tool_server
+    kwargs = dict(model=model, messages=UNRELATED, tools=[WEATHER, TIME], temperature=0, max_tokens=48,
+                  tool_choice="required")
+    choice = client.chat.completions.create(**kwargs).choices[0]
+    assert choice.finish_reason == "tool_calls" and choice.message.tool_calls[0].function.name == "get_weather"
+    chunks = list(client.chat.completions.create(**kwargs, stream=True))
+    assert not "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    calls = [d for c in chunks if c.choices for d in c.choices[0].delta.tool_calls or []]
+    assert calls[0].function.name == "get_weather" and chunks[-1].choices[0].finish_reason == "tool_calls"
+
+
+def test_a_forced_call_cut_short_comes_back_as_text_with_its_finish_reason(tool_server):
+    client, model = tool_server
+    chat = client.chat.completions.create(model=model, messages=UNRELATED, tools=[WEATHER], temperature=0,
+                                          max_tokens=2, tool_choice=FORCE_WEATHER)
+    choice = chat.choices[0]
+    assert choice.finish_reason == "length" and choice.message.tool_calls is None
+    assert choice.message.content.startswith('<tool_call>\n{"name": "get_weather", "arguments":')
+    assert chat.usage.completion_tokens == 2
+
+
+@pytest.mark.parametrize("tools, tool_choice, says", [
+    ([WEATHER], {"type": "function", "function": {"name": "get_time"}}, "get_time"),
+    (None, "required", "only allowed when 'tools'"),
+    (None, FORCE_WEATHER, "only allowed when 'tools'"),
+    ([WEATHER], "sometimes", "sometimes"),
+    ([WEATHER], {"type": "function"}, "'type': 'function'"),
+])
+def test_a_tool_choice_that_cannot_be_obeyed_is_a_400(tool_server, tools, tool_choice, says):
+    client, model = tool_server
+    with pytest.raises(openai.BadRequestError) as e:
+        client.chat.completions.create(model=model, messages=UNRELATED, tool_choice=tool_choice, max_tokens=4,
+                                       **({"tools": tools} if tools else {}))
+    assert e.value.status_code == 400 and e.value.param == "tool_choice" and says in e.value.message

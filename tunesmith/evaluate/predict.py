@@ -23,7 +23,7 @@ from transformers.cache_utils import DynamicLayer
 from tunesmith.chat_templates import template_input
 from tunesmith.conversation import Conversation, Message
 
-Prompt = Conversation | Sequence[Message] | Sequence[dict[str, Any]]
+Prompt = Conversation | Sequence[Message] | Sequence[dict[str, Any]] | list[int]  # token ids: used as they are
 
 # below this a shared prefix costs more to copy into each batch than prefilling it again saves
 PREFIX_CACHE_MIN_TOKENS = 32
@@ -82,6 +82,8 @@ def generate(
 
 def encode_prompt(tokenizer: Any, prompt: Prompt) -> list[int]:
     """Token ids of the chat-templated prompt, ending with the assistant generation prompt."""
+    if isinstance(prompt, list) and prompt and isinstance(prompt[0], int):
+        return list(prompt)  # already encoded: the server's prompt with a forced start of the reply
     if isinstance(prompt, Conversation):
         # a test item ends with its reference answer, which must not be shown; a live chat ends with the user
         ends_with_answer = bool(prompt.messages) and prompt.messages[-1].role == "assistant"

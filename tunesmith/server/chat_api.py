@@ -2,12 +2,21 @@
 
 With `tools`, they are rendered into the prompt as in training, and a reply in the template's tool-call format
 comes back as `message.tool_calls` (`delta.tool_calls` when streaming); see tool_calls.py.
+
+`tool_choice`: "none" leaves the reply as text; "auto" (the default) lets the model choose; "required" and
+`{"type": "function", "function": {"name": ...}}` force the reply to start inside a call (through the name's
+arguments key for a named function), in the format the model's chat template writes. The forced opening counts
+as prompt tokens, not completion tokens: the model read it, it did not generate it (OpenAI bills generated tokens
+as completion). A model that still does not finish a parseable call (a weak one, or max_tokens cut it short)
+gets its reply back as content, forced opening included, with the generation's own finish_reason. A template
+whose call format tool_calls.py cannot read (neither Hermes nor Llama 3.1 JSON) is not forced.
 """
 
 from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from fastapi import APIRouter, Request
@@ -21,7 +30,8 @@ from tunesmith.server.errors import OpenAIError
 from tunesmith.server.inference import ModelTarget, SamplingParams, StreamResult, stream_text
 from tunesmith.server.models_api import resolve_model
 from tunesmith.server.state import ServerState, server_state
-from tunesmith.server.tool_calls import ToolCallStream, parse_tool_calls
+from tunesmith.server.tool_calls import (ToolCallStream, call_format, forced_opening, ids_with_opening,
+                                        parse_tool_calls, tool_names)
 
 router = APIRouter(tags=["chat"])
 azure_router = APIRouter(tags=["azure"])
@@ -47,7 +57,7 @@ class ChatRequest(BaseModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
-    tool_choice: str | dict[str, Any] | None = None  # "none" turns tool-call parsing off; others are not enforced
+    tool_choice: str | dict[str, Any] | None = None  # "none" | "auto" | "required" | a named function
 
     @property
     def parses_tool_calls(self) -> bool:
@@ -66,7 +76,53 @@ def azure_chat_completions(request: Request, deployment: str, body: ChatRequest)
     return _complete(server_state(request), body, deployment)
 
 
+@dataclass(frozen=True)
+class ForcedCall:
+    """`tool_choice` that the reply must obey: a call to `name`, or to any offered tool when name is None."""
+
+    name: str | None
+
+
+def _forced_call(body: ChatRequest) -> ForcedCall | None:
+    """What `tool_choice` forces, or None when the model may answer freely; a 400 for a choice it cannot mean."""
+    choice = body.tool_choice
+    if choice is None or choice in ("none", "auto"):
+        return None
+    if isinstance(choice, str) and choice != "required":
+        raise OpenAIError(400, f"Invalid value for 'tool_choice': {choice!r}; expected 'none', 'auto', 'required' "
+                               "or {'type': 'function', 'function': {'name': ...}}", param="tool_choice",
+                          code="invalid_value")
+    if not tool_names(body.tools):
+        raise OpenAIError(400, "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are "
+                               "specified.", param="tool_choice", code="invalid_value")
+    if isinstance(choice, str):
+        return ForcedCall(None)  # "required"
+    function = choice.get("function")
+    name = function.get("name") if isinstance(function, dict) else None
+    if choice.get("type") != "function" or not isinstance(name, str):
+        raise OpenAIError(400, "Invalid value for 'tool_choice': an object must be {'type': 'function', "
+                               "'function': {'name': ...}}", param="tool_choice", code="invalid_value")
+    if name not in tool_names(body.tools):
+        raise OpenAIError(400, f"Invalid value for 'tool_choice': function {name!r} is not among the request's "
+                               f"tools ({', '.join(sorted(tool_names(body.tools)))}).", param="tool_choice",
+                          code="invalid_value")
+    return ForcedCall(name)
+
+
+def _forced_prompt(tokenizer: Any, prompt_ids: list[int], forced: ForcedCall | None) -> tuple[list[int], str]:
+    """(prompt ids, forced opening): the prompt followed by the start of a call the reply must continue.
+
+    No forcing, or a template whose call format cannot be read back: the prompt as it is and no opening.
+    """
+    fmt = call_format(tokenizer) if forced is not None else None
+    if forced is None or fmt is None:
+        return prompt_ids, ""
+    opening = forced_opening(fmt, forced.name)
+    return ids_with_opening(tokenizer, prompt_ids, opening), opening
+
+
 def _complete(state: ServerState, body: ChatRequest, model: str) -> Any:
+    forced = _forced_call(body)
     target = resolve_model(state, model)
     messages = _prompt([_plain_message(m, i) for i, m in enumerate(body.messages)], body.tools)
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
@@ -79,22 +135,22 @@ def _complete(state: ServerState, body: ChatRequest, model: str) -> Any:
     )
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        return StreamingResponse(_sse(state, target, messages, body, params, include_usage),
+        return StreamingResponse(_sse(state, target, messages, body, params, include_usage, forced),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
-    return _completion(state, target, messages, body, params)
+    return _completion(state, target, messages, body, params, forced)
 
 
 def _completion(state: ServerState, target: ModelTarget, messages: Any, body: ChatRequest,
-                params: SamplingParams) -> dict[str, Any]:
+                params: SamplingParams, forced: ForcedCall | None) -> dict[str, Any]:
     from tunesmith.evaluate.predict import encode_prompt, generate
 
     with state.pool.use(target) as (model, tokenizer):
-        prompt_ids = encode_prompt(tokenizer, messages)
+        prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
         params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
-        generations = generate(model, tokenizer, [messages] * body.n, max_new_tokens=params.max_tokens,
+        generations = generate(model, tokenizer, [prompt_ids] * body.n, max_new_tokens=params.max_tokens,
                                stop=params.stop, temperature=params.temperature, top_p=params.top_p,
                                batch_size=body.n, seed=params.seed)
-    choices = [_choice(i, g.text, g.finish_reason, body) for i, g in enumerate(generations)]
+    choices = [_choice(i, opening + g.text, g.finish_reason, body) for i, g in enumerate(generations)]
     completion_tokens = sum(g.completion_tokens for g in generations)
     return {"id": new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
             "model": target.name, "choices": choices, "system_fingerprint": None,
@@ -109,7 +165,7 @@ def _choice(index: int, text: str, finish_reason: str, body: ChatRequest) -> dic
 
 
 def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatRequest,
-         params: SamplingParams, include_usage: bool) -> Iterator[str]:
+         params: SamplingParams, include_usage: bool, forced: ForcedCall | None) -> Iterator[str]:
     from tunesmith.evaluate.predict import encode_prompt
 
     meta = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": int(time.time()),
@@ -124,7 +180,7 @@ def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatReque
 
     try:
         with state.pool.use(target) as (model, tokenizer):
-            prompt_ids = encode_prompt(tokenizer, messages)
+            prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
             params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
             completion_tokens = 0
             for index in range(body.n):
@@ -133,6 +189,7 @@ def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatReque
                 yield delta(index, {"role": "assistant", "content": None if body.parses_tool_calls else ""})
                 seed = None if params.seed is None else params.seed + index  # n differing samples, reproducibly
                 held = ToolCallStream(body.tools if body.parses_tool_calls else None)
+                held.feed(opening)  # held back like any call's start: it goes out as delta.tool_calls, or as text
                 for text in stream_text(model, tokenizer, prompt_ids, _with_seed(params, seed), result):
                     if ready := held.feed(text):
                         yield delta(index, {"content": ready})

@@ -10,6 +10,10 @@ A fine-tuned model emits a tool call in the text its chat template rendered into
 
 Only names among the request's tools count as calls; anything that does not parse stays plain content, so a
 model that half-learned the format answers with text instead of failing the request.
+
+`tool_choice` "required" or a named function is enforced by forcing the start of the reply: the format's call
+opening (`forced_opening`) is appended to the prompt after the generation prompt, so the model continues from
+inside a call; the opening is put back in front of the generated text before it is parsed.
 """
 
 from __future__ import annotations
@@ -19,12 +23,18 @@ import re
 import secrets
 import string
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from tunesmith.chat_templates import renders_tools
+
+CallFormat = Literal["hermes", "llama3"]
 
 HERMES_OPEN, HERMES_CLOSE = "<tool_call>", "</tool_call>"
 _HERMES_BLOCK = re.compile(re.escape(HERMES_OPEN) + r"(.*?)" + re.escape(HERMES_CLOSE), re.DOTALL)
 LLAMA3_PYTHON_TAG = "<|python_tag|>"  # special: decoding with skip_special_tokens drops it, but not every caller does
 _ID_CHARS = string.ascii_letters + string.digits
+_PROBE_NAME = "tunesmith_probe_call"
+_CALL_FORMATS: dict[str, CallFormat | None] = {}  # chat template text -> how its model writes a call
 
 
 def tool_names(tools: list[dict[str, Any]] | None) -> set[str]:
@@ -54,6 +64,59 @@ def parse_tool_calls(text: str, tools: list[dict[str, Any]] | None) -> tuple[str
         return text, []
     content, calls = parsed
     return content or None, [_openai_call(name, arguments) for name, arguments in calls]
+
+
+def call_format(tokenizer: Any) -> CallFormat | None:
+    """How a model with this tokenizer's chat template writes a tool call; None for a format not read here.
+
+    Templates without tools get tunesmith's Hermes text; the others are probed by rendering one call.
+    """
+    template = tokenizer.chat_template or ""
+    if template not in _CALL_FORMATS:
+        _CALL_FORMATS[template] = _probed_call_format(tokenizer) if renders_tools(tokenizer) else "hermes"
+    return _CALL_FORMATS[template]
+
+
+def _probed_call_format(tokenizer: Any) -> CallFormat | None:
+    # the tool is named apart from the call: its definition, rendered as JSON, must not pass for a call
+    tools = [{"type": "function", "function": {"name": "tunesmith_probe_tool", "parameters": {"type": "object"}}}]
+    call = {"id": "call_0", "type": "function", "function": {"name": _PROBE_NAME, "arguments": {"x": 1}}}
+    probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
+    try:
+        text = tokenizer.apply_chat_template(probe, tools=tools, tokenize=False)
+    except Exception:  # jinja raises its own error types for what a template refuses
+        return None
+    if re.search(re.escape(HERMES_OPEN) + r'\s*\{"name": "' + _PROBE_NAME + '", "arguments": ', text):
+        return "hermes"
+    if '{"name": "' + _PROBE_NAME + '", "parameters": ' in text:
+        return "llama3"
+    return None
+
+
+def forced_opening(fmt: CallFormat, name: str | None) -> str:
+    """The start of a call a reply is forced to begin with: through the arguments key when `name` is given,
+    up to the name when any tool will do (`tool_choice` "required").
+
+    It stops right after the `:` of the arguments key: tokenizers join a space with what follows (` {"`), so a
+    forced trailing space would leave the model continuing from a token split it never saw in training.
+    """
+    opening = HERMES_OPEN + '\n{"name": "' if fmt == "hermes" else '{"name": "'
+    if name is None:
+        return opening
+    return opening + name + ('", "arguments":' if fmt == "hermes" else '", "parameters":')
+
+
+def ids_with_opening(tokenizer: Any, prompt_ids: list[int], opening: str) -> list[int]:
+    """The prompt's ids continued by the forced opening, tokenized as training tokenized the whole text.
+
+    Training encodes a rendered conversation in one piece, so BPE may merge across where the prompt ends
+    (`\n\n{` with some vocabularies); encoding the prompt's text and the opening together matches that. Only
+    where the prompt's text round-trips to the same ids, else (SentencePiece spacing) the two are encoded apart.
+    """
+    text = tokenizer.decode(prompt_ids, skip_special_tokens=False)
+    if tokenizer.encode(text, add_special_tokens=False) == prompt_ids:
+        return tokenizer.encode(text + opening, add_special_tokens=False)
+    return prompt_ids + tokenizer.encode(opening, add_special_tokens=False)
 
 
 def _hermes_calls(text: str, names: set[str]) -> tuple[str, list[tuple[str, dict]]] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from peft import LoraConfig, get_peft_model
 
@@ -50,3 +52,28 @@ def test_stream_never_sends_a_stop_string_or_half_of_one(tiny):
     pieces = list(stream_text(tiny.model, tiny.tokenizer, ids, SamplingParams(8, 0, 1.0, [stop]), result))
     assert "".join(pieces) == full[:full.find(stop)] and result.finish_reason == "stop"
     assert _held_back("answer: SEL", ["SELECT"]) == 3 and _held_back("caf\ufffd", []) == 1
+
+
+def test_a_stream_the_client_abandons_gives_the_model_back(tmp_path):
+    import httpx
+
+    from tests.server.live_server import serving, wait_for
+    from tunesmith.server.app import create_app
+    from tunesmith.server.state import ServerSettings
+
+    app = create_app(ServerSettings(data_dir=tmp_path))
+    pool = app.state.tunesmith.pool
+    body = {"model": "tiny-random", "messages": [{"role": "user", "content": "Hi"}], "temperature": 0,
+            "max_tokens": 1900, "stream": True}  # far more tokens than the wait below allows for
+    with serving(app) as port:
+        url = f"http://127.0.0.1:{port}/v1/chat/completions"
+        with httpx.stream("POST", url, json=body, timeout=60) as response:
+            lines = response.iter_lines()
+            for _ in range(4):
+                next(lines)
+            assert pool._lock.locked()  # generating for this client
+        started = time.monotonic()
+        wait_for(lambda: not pool._lock.locked(), timeout=10, every=0.05, what="the model to be given back")
+        reply = httpx.post(url, json={**body, "stream": False, "max_tokens": 4}, timeout=30)
+        assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] <= 4
+        assert time.monotonic() - started < 20

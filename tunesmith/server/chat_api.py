@@ -17,10 +17,11 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, AsyncIterator, Generator, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from starlette.concurrency import iterate_in_threadpool
 from pydantic import BaseModel, ConfigDict, Field
 
 from tunesmith.catalog import find_model_spec
@@ -68,12 +69,12 @@ class ChatRequest(BaseModel):
 def chat_completions(request: Request, body: ChatRequest) -> Any:
     if not body.model:
         raise OpenAIError(400, "you must provide a model parameter", param="model", code="missing_required_parameter")
-    return _complete(server_state(request), body, body.model)
+    return _complete(request, body, body.model)
 
 
 @azure_router.post("/deployments/{deployment:path}/chat/completions")
 def azure_chat_completions(request: Request, deployment: str, body: ChatRequest) -> Any:
-    return _complete(server_state(request), body, deployment)
+    return _complete(request, body, deployment)
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,8 @@ def _forced_prompt(tokenizer: Any, prompt_ids: list[int], forced: ForcedCall | N
     return ids_with_opening(tokenizer, prompt_ids, opening), opening
 
 
-def _complete(state: ServerState, body: ChatRequest, model: str) -> Any:
+def _complete(request: Request, body: ChatRequest, model: str) -> Any:
+    state = server_state(request)
     forced = _forced_call(body)
     target = resolve_model(state, model)
     messages = _prompt([_plain_message(m, i) for i, m in enumerate(body.messages)], body.tools)
@@ -135,7 +137,8 @@ def _complete(state: ServerState, body: ChatRequest, model: str) -> Any:
     )
     if body.stream:
         include_usage = body.stream_options is not None and body.stream_options.include_usage
-        return StreamingResponse(_sse(state, target, messages, body, params, include_usage, forced),
+        events = _sse(state, target, messages, body, params, include_usage, forced)
+        return StreamingResponse(_until_disconnected(request, events),
                                  media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
     return _completion(state, target, messages, body, params, forced)
 
@@ -207,6 +210,21 @@ def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatReque
     except Exception as e:
         yield "data: " + json.dumps(OpenAIError(500, f"{type(e).__name__}: {e}").body()) + "\n\n"
     yield "data: [DONE]\n\n"
+
+
+async def _until_disconnected(request: Request, events: Generator[str, None, None]) -> AsyncIterator[str]:
+    """Send `events` until the client goes away, then close them: the generator's `with` gives the model back.
+
+    Left to Starlette, an abandoned stream stays suspended (holding the model pool, so every later request
+    waits) or generates on to max_tokens for nobody.
+    """
+    try:
+        async for event in iterate_in_threadpool(events):  # generation runs in a worker thread, as before
+            if await request.is_disconnected():
+                break
+            yield event
+    finally:
+        events.close()
 
 
 def _tool_call_deltas(calls: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:

@@ -3,6 +3,7 @@ the playground streaming, and every page usable by keyboard at laptop and phone 
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -136,28 +137,143 @@ def test_comparison_shows_verdicts_and_the_items_side_by_side(page, studio, scre
     page.screenshot(path=str(screenshots / "compare.png"), full_page=True)
 
 
-def test_playground_streams_both_models(page, studio, fine_tuned_model, screenshots):
+PANES = ("pane-A", "pane-B")
+# Count the updates each pane's replies get: streaming shows the text in several steps, not once at the end.
+COUNT_REPLY_UPDATES = """() => { window.updates = {};
+    for (const pane of document.querySelectorAll('.chat-pane')) {
+        window.updates[pane.id] = 0;
+        new MutationObserver((records) => window.updates[pane.id] += records.filter((r) =>
+            (r.target.nodeType === 1 ? r.target : r.target.parentElement)?.closest('.reply')).length)
+            .observe(pane.querySelector('.transcript'), { childList: true, characterData: true, subtree: true });
+    } }"""
+
+
+def wait_for_replies(page) -> None:
+    for pane in PANES:
+        page.locator(f"#{pane}[data-done=true]").wait_for(timeout=120_000)
+
+
+def test_playground_chats_with_both_models_over_two_turns(page, studio, fine_tuned_model, screenshots):
     page.goto(f"/#/playground?model={fine_tuned_model}")
     assert page.input_value("#model-B") == fine_tuned_model
     assert page.input_value("#model-A") == "tiny-random"  # the base it was tuned from
-    page.fill("#user-prompt", "What is 2 plus 5?")
+    model_of = {"pane-A": "tiny-random", "pane-B": fine_tuned_model}
+    sent: list[dict] = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/chat/completions") else None)
+    system = {"role": "system", "content": "You add numbers."}
+    page.fill("#system-prompt", system["content"])
     page.fill("#max-tokens", "12")
     page.fill("#temperature", "1")  # sampled: random weights then show visible (if meaningless) text
-    # Count the updates each reply gets: streaming shows the text in several steps, not once at the end.
-    page.evaluate("""() => { window.updates = {};
-        for (const pane of document.querySelectorAll('.chat-pane')) {
-            window.updates[pane.id] = 0;
-            new MutationObserver(() => window.updates[pane.id]++).observe(pane.querySelector('.reply'),
-                { childList: true, characterData: true, subtree: true });
-        } }""")
+    page.evaluate(COUNT_REPLY_UPDATES)
+
+    page.fill("#user-prompt", "What is 2 plus 5?")
     page.focus("#user-prompt")
     page.keyboard.press("Control+Enter")
-    for pane in ("pane-A", "pane-B"):
-        page.locator(f"#{pane}[data-done=true]").wait_for(timeout=120_000)
-        assert page.locator(f"#{pane} .reply").text_content()  # random weights: any text, maybe only spaces
-        assert "12 completion tokens" in page.locator(f"#{pane} .meta").inner_text()
+    wait_for_replies(page)
+    first_reply = {}
+    for pane in PANES:
+        first_reply[pane] = page.locator(f"#{pane} .bubble.assistant .reply").text_content()
+        assert first_reply[pane]  # random weights: any text, maybe only spaces
+        meta = page.locator(f"#{pane} .bubble.assistant .meta").inner_text()
+        assert "12 completion tokens" in meta and "finish: length" in meta, meta
         assert page.evaluate(f"window.updates['{pane}']") >= 3
+
+    page.fill("#user-prompt", "And 3 plus 4?")
+    page.get_by_role("button", name="Send to both").click()
+    wait_for_replies(page)
+    for pane in PANES:
+        assert page.locator(f"#{pane} .bubble.user").count() == 2
+        assert page.locator(f"#{pane} .bubble.assistant").count() == 2
+    # The second turn carried each pane's own conversation: its model's first answer, not the other's.
+    assert len(sent) == 4, sent
+    for body in sent[2:]:
+        pane = next(p for p, m in model_of.items() if m == body["model"])
+        assert body["stream"] is True
+        assert body["messages"] == [system, {"role": "user", "content": "What is 2 plus 5?"},
+                                    {"role": "assistant", "content": first_reply[pane]},
+                                    {"role": "user", "content": "And 3 plus 4?"}], body["messages"]
     page.screenshot(path=str(screenshots / "playground.png"), full_page=True)
+
+    page.get_by_role("button", name="New chat").click()
+    assert page.locator(".chat-pane .bubble").count() == 0
+    page.fill("#max-tokens", "2")
+    page.fill("#user-prompt", "What is 1 plus 1?")
+    page.get_by_role("button", name="Send to both").click()
+    wait_for_replies(page)
+    assert [b["messages"] for b in sent[4:]] == [[system, {"role": "user", "content": "What is 1 plus 1?"}]] * 2
+    assert page.locator("#pane-A .bubble").count() == 2
+    page.select_option("#model-A", fine_tuned_model)  # another model: the conversation starts over
+    assert page.locator(".chat-pane .bubble").count() == 0
+    assert "started a new chat" in page.locator("#chat-notice").inner_text()
+
+
+# The first two chat requests get a reply that streams a few known words and then waits until it is aborted, made
+# in the page so the partial text is exact (a random model's is not). The server's side of an abandoned stream
+# is tested in tests/server/test_inference.py.
+STALLED_REPLIES = """() => { const realFetch = window.fetch; window.stalled = 0;
+    window.fetch = (url, init) => {
+        if (!String(url).endsWith('/v1/chat/completions') || window.stalled >= 2) return realFetch(url, init);
+        window.stalled++;
+        const model = JSON.parse(init.body).model, encoder = new TextEncoder();
+        const body = new ReadableStream({ start(c) {
+            for (const piece of ['Partial ', 'reply ', 'from ' + model])
+                c.enqueue(encoder.encode('data: ' + JSON.stringify({ choices: [{ index: 0, delta: { content: piece },
+                    finish_reason: null }] }) + '\\n\\n'));
+            init.signal.addEventListener('abort', () => c.error(new DOMException('aborted', 'AbortError')));
+        } });
+        return Promise.resolve(new Response(body, { headers: { 'Content-Type': 'text/event-stream' } }));
+    }; }"""
+
+
+def test_playground_stop_keeps_what_arrived(page, studio, fine_tuned_model):
+    page.goto(f"/#/playground?model={fine_tuned_model}")
+    model_of = {"pane-A": "tiny-random", "pane-B": fine_tuned_model}
+    sent: list[dict] = []
+    page.on("request", lambda r: sent.append(r.post_data_json) if r.url.endswith("/v1/chat/completions") else None)
+    page.locator("#model-A option").first.wait_for(state="attached")
+    page.evaluate(STALLED_REPLIES)
+    page.fill("#user-prompt", "Count to a thousand.")
+    page.get_by_role("button", name="Send to both").click()
+    for pane, model in model_of.items():
+        page.locator(f"#{pane} .reply", has_text=f"from {model}").wait_for()
+    assert page.get_by_role("button", name="Send to both").is_disabled()
+    page.get_by_role("button", name="Stop").click()
+    wait_for_replies(page)
+    for pane, model in model_of.items():
+        reply = page.locator(f"#{pane} .bubble.assistant.stopped")
+        assert reply.locator(".meta").inner_text().startswith("stopped"), reply.inner_text()
+        assert reply.locator(".reply").text_content() == f"Partial reply from {model}"
+    assert page.get_by_role("button", name="Stop").is_disabled()
+    page.fill("#max-tokens", "2")
+    page.fill("#user-prompt", "Go on.")
+    page.get_by_role("button", name="Send to both").click()  # to the real server now
+    wait_for_replies(page)
+    assert len(sent) == 2, sent
+    for body in sent:  # the partial reply is part of its pane's conversation
+        assert body["messages"][1:] == [{"role": "assistant", "content": f"Partial reply from {body['model']}"},
+                                        {"role": "user", "content": "Go on."}], body["messages"]
+
+
+def test_playground_shows_streamed_tool_calls(page, studio):
+    """A reply that streams `delta.tool_calls` (the server's shape, crafted here) reads as a call, with its finish reason."""
+    def sse(*deltas, finish=None):
+        return "".join("data: " + json.dumps({"object": "chat.completion.chunk", "choices": [
+            {"index": 0, "delta": d, "finish_reason": None}]}) + "\n\n" for d in deltas) + "data: " + json.dumps(
+            {"object": "chat.completion.chunk", "choices": [{"index": 0, "delta": {}, "finish_reason": finish}]}) + "\n\n"
+    body = sse({"role": "assistant", "content": None},
+               {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                "function": {"name": "get_weather", "arguments": ""}}]},
+               {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+               {"tool_calls": [{"index": 0, "function": {"arguments": '"Oslo"}'}}]}, finish="tool_calls") + "data: [DONE]\n\n"
+    page.route("**/v1/chat/completions", lambda route: route.fulfill(status=200, body=body,
+                                                                     headers={"Content-Type": "text/event-stream"}))
+    page.goto("/#/playground?model=tiny-random")
+    page.fill("#user-prompt", "Weather in Oslo?")
+    page.get_by_role("button", name="Send to both").click()
+    wait_for_replies(page)
+    for pane in PANES:
+        assert page.locator(f"#{pane} .tool-calls li").inner_text() == 'calls get_weather({"city": "Oslo"})'
+        assert "finish: tool_calls" in page.locator(f"#{pane} .bubble.assistant .meta").inner_text()
 
 
 def test_models_page_lists_and_deletes_a_fine_tuned_model(page, studio, fine_tuned_model, screenshots):

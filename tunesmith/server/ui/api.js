@@ -53,7 +53,8 @@ export async function listAll(path, { limit = 100, max = 1000 } = {}) {
 }
 
 /**
- * Stream a chat completion: yields each text delta as the server sends it (SSE `data:` lines, `[DONE]` ends).
+ * Stream a chat completion: yields each text delta as the server sends it (SSE `data:` lines, `[DONE]` ends),
+ * with `toolCalls` (the delta's `tool_calls` fragments) and `finish` (the finish reason) when a chunk carries them.
  * The last value yielded with `usage` set carries the token counts (stream_options.include_usage).
  */
 export async function* streamChat(body, signal) {
@@ -80,8 +81,10 @@ export async function* streamChat(body, signal) {
         if (data === "[DONE]") return;
         const chunk = JSON.parse(data);
         if (chunk.error) throw new ApiError(500, chunk.error);
-        const delta = chunk.choices?.[0]?.delta?.content ?? "";
-        if (delta || chunk.usage) yield { text: delta, usage: chunk.usage ?? null, finish: chunk.choices?.[0]?.finish_reason ?? null };
+        const choice = chunk.choices?.[0], delta = choice?.delta?.content ?? "";
+        const toolCalls = choice?.delta?.tool_calls ?? null, finish = choice?.finish_reason ?? null;
+        // The finish reason arrives on its own chunk, with an empty delta: yield it too.
+        if (delta || toolCalls || finish || chunk.usage) yield { text: delta, toolCalls, usage: chunk.usage ?? null, finish };
       }
     }
   }

@@ -124,6 +124,30 @@ def job_metrics(job_id: str, request: Request) -> dict[str, Any]:
     return {"job_id": job_id, "rows": rows, "state": runs.read_state(run_dir)}
 
 
+@router.get("/jobs/{job_id}/example-losses")
+def job_example_losses(job_id: str, request: Request, top: int = Query(20, ge=1, le=200)) -> dict[str, Any]:
+    """The last epoch's highest-loss training examples (example_losses.csv), each with its robust z-score
+    and its user/assistant text read back from the job's training file; empty until an epoch ends."""
+    from tunesmith.data.formats import DataError
+    from tunesmith.training.example_loss import Z_THRESHOLD, example_texts, highest_losses, is_outlier
+
+    job = _store(request).get_job(job_id)
+    if job is None:
+        raise _not_found(f"No such job: {job_id}")
+    found = highest_losses(runs.run_dir_for(_data_dir(request), job_id), top)
+    record = _store(request).get_file(job.training_file)
+    texts: dict[int, dict[str, str]] = {}
+    if found and record is not None and file_path(_data_dir(request), record).is_file():
+        try:
+            texts = example_texts(file_path(_data_dir(request), record), [e.line for e in found])
+        except DataError:  # the file changed into something unreadable: the losses still stand alone
+            texts = {}
+    rows = [{"line": e.line, "mean_loss": _finite_or_none(e.mean_loss), "z": _finite_or_none(e.z),
+             "trained_tokens": e.trained_tokens, "outlier": is_outlier(e),
+             **texts.get(e.line, {"user": None, "assistant": None})} for e in found]
+    return {"job_id": job_id, "epoch": found[0].epoch if found else None, "z_threshold": Z_THRESHOLD, "rows": rows}
+
+
 # --- Evaluations ----------------------------------------------------------------------------------------------
 def _eval_roots(request: Request) -> list[Path]:
     return [_data_dir(request) / "evals", *server_state(request).settings.eval_dirs]

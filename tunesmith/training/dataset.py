@@ -31,6 +31,7 @@ class PreparedData:
     n_truncated: int = 0
     n_dropped: int = 0
     warnings: list[str] = field(default_factory=list)
+    train_lines: list[int] = field(default_factory=list)  # train[i] came from this line of the training file
 
     def summary(self) -> dict[str, Any]:
         """What data.json records."""
@@ -84,10 +85,10 @@ def prepare_data(config: TrainConfig, tokenizer: Any, context_length: int) -> Pr
     """Read and render both files; refuse data where no token, or every token, would carry loss."""
     max_length = min(config.max_length or DEFAULT_MAX_LENGTH, context_length)
     prepared = PreparedData([], [], {"train": file_sha256(config.training_file)}, max_length)
-    prepared.train = _render_file(config.training_file, tokenizer, max_length, config, prepared)
+    prepared.train, prepared.train_lines = _render_file(config.training_file, tokenizer, max_length, config, prepared)
     if config.validation_file is not None:
         prepared.fingerprints["valid"] = file_sha256(config.validation_file)
-        prepared.valid = _render_file(config.validation_file, tokenizer, max_length, config, prepared)
+        prepared.valid, _ = _render_file(config.validation_file, tokenizer, max_length, config, prepared)
     if prepared.n_truncated:
         prepared.warnings.append(
             f"{prepared.n_truncated} example(s) longer than max_length={max_length} tokens were cut at "
@@ -100,11 +101,13 @@ def prepare_data(config: TrainConfig, tokenizer: Any, context_length: int) -> Pr
 
 
 def _render_file(path: Path, tokenizer: Any, max_length: int, config: TrainConfig,
-                 prepared: PreparedData) -> list[TokenizedExample]:
-    from tunesmith.data.formats import read_conversations
+                 prepared: PreparedData) -> tuple[list[TokenizedExample], list[int]]:
+    """The file's trainable examples, and the line (as the data validator numbers them) each came from."""
+    from tunesmith.data.formats import iter_numbered_conversations
 
     examples = []
-    for number, conversation in enumerate(read_conversations(path), start=1):
+    lines = []
+    for number, conversation in iter_numbered_conversations(path):
         try:
             example = render_example(conversation, tokenizer, max_length)
         except RenderError as e:
@@ -120,7 +123,8 @@ def _render_file(path: Path, tokenizer: Any, max_length: int, config: TrainConfi
             prepared.n_dropped += 1
             continue
         examples.append(example)
-    return examples
+        lines.append(number)
+    return examples, lines
 
 
 def _check_loss_mask(path: Path, examples: list[TokenizedExample]) -> None:

@@ -41,6 +41,7 @@ from tunesmith.training.distributed import (
     World, barrier, gather_objects, init_process_group, is_sharded, max_across, shard_of, sum_across, world_from_env,
     wrap_for_training,
 )
+from tunesmith.training.example_loss import EpochLosses, outlier_message, outliers, write_epoch
 from tunesmith.training.hparams import (
     default_batch_size, default_learning_rate_multiplier, default_n_epochs, learning_rate,
 )
@@ -208,11 +209,12 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: _lr_factor(s, warmup, total_steps))
 
     progress = Progress()
+    epoch_losses = EpochLosses(len(data.train))  # per example, for the epoch in progress: example_losses.csv
     resuming = resuming and (run.root / "data.json").is_file()  # else it died in set-up: start afresh
     if resuming:
         _check_same_data(run, data)
         _check_same_world(run, world)
-        progress = _restore_checkpoint(run, model, optimizer, scheduler, world)
+        progress = _restore_checkpoint(run, model, optimizer, scheduler, world, epoch_losses)
         run.truncate_results(progress.step)
         emit(f"Resumed from step {progress.step}", data={"step": progress.step})
     elif world.is_main:
@@ -245,13 +247,17 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
         order = epoch_order(len(data.train), config.seed, progress.epoch)
         while True:
             first = progress.step_in_epoch * hp.batch_size
-            examples = [data.train[i] for i in order[first : first + hp.batch_size]]
+            indices = order[first : first + hp.batch_size]
             started = time.perf_counter()
-            local = shard_of(examples, world)
+            local = shard_of(indices, world)
             loss, accuracy, n_tokens = train_step(
                 forward, model, optimizer, scheduler,
-                collate_step(local or examples[:1], config.micro_batch_tokens, pad_id), device, precision,
+                collate_step([data.train[i] for i in local or indices[:1]], config.micro_batch_tokens, pad_id),
+                device, precision,
                 world=world, weight=1.0 if local else 0.0,  # a rank with no example of a short batch still syncs
+                # a rank that only takes part in the sync (weight 0) trained no example of its own
+                on_token_losses=(lambda mb, losses: epoch_losses.add(local, mb.target_example, losses))
+                if local else None,
             )
             elapsed = time.perf_counter() - started
             progress.step += 1
@@ -275,15 +281,18 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
                 "tokens_per_second": n_tokens / elapsed if elapsed > 0 else None, "step_seconds": elapsed,
             })
             progress.losses.append(loss)
-            if epoch_done:
-                _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit, world)
+            if epoch_done:  # the epoch's rows go out before its checkpoint, which then holds an empty tally
+                _write_example_losses(run, epoch_losses.reduced(world, device), progress.epoch, data, world)
+                epoch_losses = EpochLosses(len(data.train))
+                _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit, world,
+                                 epoch_losses.state_dict())
                 emit(f"Checkpoint saved at step {progress.step} (epoch {progress.epoch})",
                      data={"step": progress.step, "epoch": progress.epoch})
             stop = _agreed_stop(stop_flag.requested or (should_stop() if should_stop is not None else None), world,
                                 device)
             if stop:
                 return _stop(run, model, tokenizer, optimizer, scheduler, progress, config, total_steps, stop, emit,
-                             world)
+                             world, epoch_losses.reduced(world, device).state_dict())
             if epoch_done or time.monotonic() - last_state_write > 1.0:
                 run.write_state("running", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                                 trained_tokens=progress.trained_tokens)
@@ -294,6 +303,10 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
     output_dir = save_final(run, model, tokenizer, config, base_ref, world)
     if world.is_main:
         plot_metrics(run)
+        found = outliers(run.root)
+        if found:
+            emit(outlier_message(found), level="warn",
+                 data={"lines": [e.line for e in found], "z": [round(e.z, 2) for e in found]})
     run.write_state("succeeded", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                     trained_tokens=progress.trained_tokens)
     # "final": however the clock ticks, this stays the job's newest event once the API merges its sources
@@ -379,7 +392,15 @@ def validation_batch(valid: list[TokenizedExample], batch_size: int, index: int)
 
 
 def loss_at_targets(decoder: Any, head: Any, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed cross-entropy, correct predictions) over the batch's trained positions only.
+    """(summed cross-entropy, correct predictions) over the batch's trained positions only."""
+    loss, correct, _ = losses_at_targets(decoder, head, batch)
+    return loss, correct
+
+
+def losses_at_targets(decoder: Any, head: Any,
+                      batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(summed cross-entropy, correct predictions, each target's cross-entropy, detached) over the batch's
+    trained positions only.
 
     The hidden states are gathered where a trained token comes next before the LM head: a prompt-heavy
     batch skips most of the vocabulary-sized matmul and never materialises its logits.
@@ -388,13 +409,17 @@ def loss_at_targets(decoder: Any, head: Any, batch: MicroBatch) -> tuple[torch.T
     hidden = decoder(input_ids=batch.input_ids, position_ids=batch.position_ids, use_cache=False).last_hidden_state
     hidden = hidden.reshape(-1, hidden.shape[-1]).index_select(0, batch.target_index)
     logits = head(hidden).float()
-    loss = F.cross_entropy(logits, batch.target_ids, reduction="sum")
+    # cross_entropy is exactly log_softmax then nll_loss: the same summed loss, bit for bit, and the per-token
+    # losses (example_losses.csv) come from the same log-probabilities at the cost of a gather.
+    log_probs = F.log_softmax(logits, dim=-1)
+    loss = F.nll_loss(log_probs, batch.target_ids, reduction="sum")
+    token_losses = -log_probs.detach().gather(1, batch.target_ids[:, None]).squeeze(1)
     correct = (logits.detach().argmax(-1) == batch.target_ids).sum()
-    return loss, correct
+    return loss, correct, token_losses
 
 
 class TargetLoss(torch.nn.Module):
-    """loss_at_targets as one module: what DDP / FSDP wrap, so their hooks see every forward."""
+    """losses_at_targets as one module: what DDP / FSDP wrap, so their hooks see every forward."""
 
     def __init__(self, decoder: Any, head: Any) -> None:
         super().__init__()
@@ -402,21 +427,23 @@ class TargetLoss(torch.nn.Module):
         self.head = head
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, target_index: torch.Tensor,
-                target_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+                target_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         batch = MicroBatch(input_ids, position_ids, target_index, target_ids, 0)
-        return loss_at_targets(self.decoder, self.head, batch)
+        return losses_at_targets(self.decoder, self.head, batch)
 
 
-def _forward(forward: Any, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(forward: Any, mb: MicroBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return forward(mb.input_ids, mb.position_ids, mb.target_index, mb.target_ids)
 
 
 def train_step(forward: Any, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
                micro_batches: list[MicroBatch], device: torch.device,
                precision: Callable[[], Any] = contextlib.nullcontext, *, world: World = World(),
-               weight: float = 1.0) -> tuple[float, float, int]:
+               weight: float = 1.0,
+               on_token_losses: Callable[[MicroBatch, torch.Tensor], None] | None = None) -> tuple[float, float, int]:
     """One optimizer step over this rank's micro-batches; returns (mean loss per trained token, accuracy,
-    tokens), each over the whole global batch. `weight` 0 runs the forward only to take part in the sync."""
+    tokens), each over the whole global batch. `weight` 0 runs the forward only to take part in the sync.
+    `on_token_losses(micro_batch, losses)` receives each micro-batch's per-target losses (this rank's)."""
     local_targets = weight * sum(mb.n_targets for mb in micro_batches)
     n_targets = sum_across([local_targets], world, device)[0]
     # Divide by the whole step's trained tokens (every rank's), not the micro-batch's: accumulated gradients
@@ -430,8 +457,10 @@ def train_step(forward: Any, model: Any, optimizer: torch.optim.Optimizer, sched
         sync = contextlib.nullcontext() if last or not hasattr(forward, "no_sync") else forward.no_sync()
         with sync:  # DDP all-reduces once per step, on the last micro-batch
             with precision():
-                loss, correct = _forward(forward, mb)
+                loss, correct, token_losses = _forward(forward, mb)
             (loss * scale).backward()
+        if on_token_losses is not None and weight:
+            on_token_losses(mb, token_losses)
         total_loss += weight * loss.item()
         total_correct += int(weight * int(correct))
     torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
@@ -455,12 +484,19 @@ def evaluate(model: Any, forward: Any, examples: list[TokenizedExample], micro_b
     for k in range(0, len(examples), chunk):
         for mb in collate_step(examples[k : k + chunk], micro_batch_tokens, pad_id):
             with precision():
-                loss, correct = _forward(forward, mb.to(device))
+                loss, correct, _ = _forward(forward, mb.to(device))
             total_loss += loss.item()
             total_correct += int(correct)
             n_targets += mb.n_targets
     model.train()
     return total_loss / n_targets, total_correct / n_targets
+
+
+def _write_example_losses(run: RunFiles, epoch_losses: EpochLosses, epoch: int, data: PreparedData,
+                          world: World) -> None:
+    """example_losses.csv gains the finished epoch's rows (rank 0 writes; the tally is already summed)."""
+    if world.is_main:
+        write_epoch(run.root, epoch, epoch_losses.rows(epoch, data.train_lines))
 
 
 def _agreed_stop(stop: Any, world: World, device: torch.device) -> Any:
@@ -482,8 +518,10 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 
 
 def _save_checkpoint(run: RunFiles, model: Any, tokenizer: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
-                     progress: Progress, keep: int, world: World = World()) -> Path | None:
-    """Collective under FSDP (every rank gathers its shard); only rank 0 writes. Returns the folder on rank 0."""
+                     progress: Progress, keep: int, world: World = World(),
+                     example_losses: dict[str, torch.Tensor] | None = None) -> Path | None:
+    """Collective under FSDP (every rank gathers its shard); only rank 0 writes. Returns the folder on rank 0.
+    `example_losses`: the epoch's per-example tally so far, summed over ranks (EpochLosses.state_dict)."""
     weights = _full_state_dict(model, world)
     optimizer_state = _full_optimizer_state(model, optimizer)
     rng_per_rank = gather_objects({"torch": torch.get_rng_state(), "python": list(random.getstate()[1]),
@@ -505,6 +543,7 @@ def _save_checkpoint(run: RunFiles, model: Any, tokenizer: Any, optimizer: torch
         "world_size": world.size, "rng_per_rank": rng_per_rank,
         "rng_torch": rng_per_rank[0]["torch"], "rng_cuda": rng_per_rank[0]["cuda"],
         "rng_python": rng_per_rank[0]["python"],
+        **({"example_losses": example_losses} if example_losses is not None else {}),
     }, tmp / "trainer_state.pt")
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
@@ -549,7 +588,7 @@ def _save_weights(model: Any, directory: Path, state_dict: dict[str, torch.Tenso
 
 
 def _restore_checkpoint(run: RunFiles, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
-                        world: World = World()) -> Progress:
+                        world: World = World(), epoch_losses: EpochLosses | None = None) -> Progress:
     checkpoints = run.list_checkpoints()
     if not checkpoints:
         return Progress()  # died before the first checkpoint: start over, same seed, same run
@@ -571,6 +610,9 @@ def _restore_checkpoint(run: RunFiles, model: Any, optimizer: torch.optim.Optimi
         torch.cuda.set_rng_state_all(rng["cuda"])
     python_state = random.getstate()
     random.setstate((python_state[0], tuple(rng["python"]), python_state[2]))
+    # The tally was summed over ranks when saved: rank 0 carries it on, the others start from zero.
+    if epoch_losses is not None and world.is_main and "example_losses" in state:
+        epoch_losses.load_state_dict(state["example_losses"])
     return Progress(state["step"], state["epoch"], state["step_in_epoch"], state["trained_tokens"],
                     list(state["losses"]))
 
@@ -620,10 +662,11 @@ def _load_weights(model: Any, directory: Path) -> None:
 
 def _stop(run: RunFiles, model: Any, tokenizer: Any, optimizer: Any, scheduler: Any, progress: Progress,
           config: TrainConfig, total_steps: int, stop: Any, emit: Callable[..., None],
-          world: World = World()) -> RunResult:
+          world: World = World(), example_losses: dict[str, torch.Tensor] | None = None) -> RunResult:
     status = "paused" if stop == "pause" else "cancelled"
     if not run.checkpoint_dir(progress.step).is_dir():
-        _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit, world)
+        _save_checkpoint(run, model, tokenizer, optimizer, scheduler, progress, config.save_total_limit, world,
+                         example_losses)
     if world.is_main:
         plot_metrics(run)
     run.write_state(status, step=progress.step, total_steps=total_steps, epoch=progress.epoch,

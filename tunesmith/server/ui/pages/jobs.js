@@ -104,16 +104,28 @@ function controls(job, onChange) {
     job.fine_tuned_model ? h("a", { href: `#/playground?model=${encodeURIComponent(job.fine_tuned_model)}` }, "Try it in the playground →") : null);
 }
 
+/** The last epoch's highest-loss training examples: a line far above its peers is likely mislabelled. */
+function lossyExamples(body) {
+  if (!body.rows.length) return message("Per-example losses appear when the first epoch ends.");
+  const outliers = body.rows.filter((r) => r.outlier).length;
+  return table(["Line", "Mean loss", "z", "Trained tokens", "User", "Assistant"], body.rows.map((r) => [
+    r.line, num(r.mean_loss), r.outlier ? h("strong", {}, num(r.z, 1)) : num(r.z, 1), num(r.trained_tokens),
+    r.user ?? "—", r.assistant ?? "—"]), { numeric: [0, 1, 2, 3], caption: `Epoch ${body.epoch}: ${outliers
+    ? `${outliers} example(s) with robust z above ${body.z_threshold} (bold): check them for labelling errors`
+    : `no example with robust z above ${body.z_threshold}`}. Lines are the training file's.` });
+}
+
 export async function detail(main, { id }) {
   const path = `/v1/fine_tuning/jobs/${encodeURIComponent(id)}`;
-  const head = h("div", {}), charts = h("div", { class: "grid", id: "curves" }), events = h("div", {}), ckpts = h("div", {});
+  const head = h("div", {}), charts = h("div", { class: "grid", id: "curves" }), events = h("div", {}), ckpts = h("div", {}), lossy = h("div", {});
   main.append(h("p", {}, h("a", { href: "#/jobs" }, "← All jobs")), head,
     h("section", { "aria-labelledby": "curves-h" }, h("h2", { id: "curves-h" }, "Training curves"), charts),
     h("div", { class: "grid" },
       h("section", { "aria-labelledby": "events-h" }, h("h2", { id: "events-h" }, "Events"), events),
-      h("section", { "aria-labelledby": "ckpt-h" }, h("h2", { id: "ckpt-h" }, "Checkpoints"), ckpts)));
+      h("section", { "aria-labelledby": "ckpt-h" }, h("h2", { id: "ckpt-h" }, "Checkpoints"), ckpts)),
+    h("section", { "aria-labelledby": "lossy-h" }, h("h2", { id: "lossy-h" }, "Highest-loss training examples"), lossy));
 
-  let timer = null, stopped = false, settled = false;
+  let timer = null, stopped = false, settled = false, lossyEpoch = null;
   const showJob = (job) => {
     const hp = job.method?.supervised?.hyperparameters ?? job.hyperparameters ?? {};
     head.replaceChildren(h("div", {}, h("h1", {}, job.id, " ", badge(job.status)), controls(job, (j) => { settled = false; showJob(j); poll(); }),
@@ -143,6 +155,12 @@ export async function detail(main, { id }) {
       c.step_number, h("a", { href: `#/playground?model=${encodeURIComponent(c.fine_tuned_model_checkpoint)}` }, c.fine_tuned_model_checkpoint),
       num(c.metrics?.train_loss), num(c.metrics?.valid_loss ?? c.metrics?.full_valid_loss)]), { numeric: [0, 2, 3] })
       : message("No checkpoints yet."));
+    const epoch = metrics.state?.epoch ?? 0;  // example_losses.csv changes only when an epoch ends
+    if (epoch !== lossyEpoch) {
+      const body = await api(`/ui-api/jobs/${encodeURIComponent(id)}/example-losses?top=20`);
+      lossyEpoch = epoch;  // set once fetched: a failed fetch is tried again on the next poll
+      lossy.replaceChildren(lossyExamples(body));
+    }
     // One more poll after the job stops: its last events and checkpoint land just after the status changes.
     const again = ACTIVE.has(job.status) || !settled;
     settled = !ACTIVE.has(job.status);

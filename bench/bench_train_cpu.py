@@ -101,10 +101,11 @@ def bench_transformers(data: Path, model_ref: str, steps: int, batch_size: int, 
     from tunesmith.training.render import render_example
 
     loaded = load_model(model_ref, load_weights=False)
-    # The offline SmolLM2 is dequantised from GGUF but its config still names the GGUF quantizer, which the
-    # Trainer refuses to train; the weights themselves are plain fp32, so load them without it.
+    # A cache made by an older tunesmith kept the GGUF quantizer in the config, which the Trainer refuses to
+    # train; the weights themselves are plain fp32, so load them without it.
     config = AutoConfig.from_pretrained(str(loaded.source))
-    del config.quantization_config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
     base = AutoModelForCausalLM.from_pretrained(str(loaded.source), config=config, dtype=torch.float32)
     tokenizer = loaded.tokenizer
     rows = [render_example(c, tokenizer) for c in read_conversations(data)]

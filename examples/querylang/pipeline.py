@@ -215,7 +215,9 @@ def fine_tune(config: PipelineConfig, data: dict[str, Path], run_dir: Path) -> P
         model=config.model, train=data["train"], validation=data["validation"], n_epochs=config.n_epochs,
         batch_size=config.batch_size, learning_rate_multiplier=config.learning_rate_multiplier,
         warmup_ratio=0.05, seed=0, output=run_dir, suffix="querylang",
-        dtype="float32",  # measured on a shared AMX Xeon: bf16 autocast steps took ~2x as long as float32
+        # float32: the walkthrough's recorded run used it. bench_train_cpu measures the bf16 base ("auto") 1.66x
+        # faster per CPU-second on AMX CPUs (docs/benchmarks.md); the example's accuracy with it is not re-measured
+        dtype="float32",
     )
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console) as progress:

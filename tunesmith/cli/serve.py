@@ -49,6 +49,8 @@ def serve(
     data_dir: Path | None = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     max_upload_mb: int = typer.Option(512, "--max-upload-mb", min=1, help="largest accepted upload"),
     max_adapters: int = typer.Option(8, "--max-adapters", min=1, help="LoRA adapters kept loaded"),
+    max_batch: int = typer.Option(16, "--max-batch", min=1,
+                                  help="concurrent chat requests generated together in one batch (1: one at a time)"),
     results_encoding: ResultsEncoding = typer.Option(
         ResultsEncoding.base64, "--results-encoding", help="how a job's results.csv is served: base64 as OpenAI does"),
     evals_dir: list[Path] = typer.Option([], "--evals-dir", help="also list the eval runs under this folder in "
@@ -69,6 +71,7 @@ def serve(
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     settings = ServerSettings(data_dir=data_dir, db_url=db, api_key=api_key,
                               max_upload_bytes=max_upload_mb * 1024 * 1024, max_adapters=max_adapters,
+                              max_batch=max_batch,
                               results_encoding=results_encoding.value,
                               eval_dirs=[d.expanduser().resolve() for d in evals_dir])
     application = create_app(settings)  # creates the store's tables before any worker opens it

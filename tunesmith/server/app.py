@@ -46,7 +46,8 @@ def create_app(settings: ServerSettings) -> FastAPI:
     from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
     store = JobStore(settings.db_url or default_db_url(settings.data_dir))
-    state = ServerState(settings=settings, store=store, pool=ModelPool(max_adapters=settings.max_adapters))
+    pool = ModelPool(max_adapters=settings.max_adapters, max_batch=settings.max_batch)
+    state = ServerState(settings=settings, store=store, pool=pool)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

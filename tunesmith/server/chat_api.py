@@ -10,6 +10,11 @@ as prompt tokens, not completion tokens: the model read it, it did not generate 
 as completion). A model that still does not finish a parseable call (a weak one, or max_tokens cut it short)
 gets its reply back as content, forced opening included, with the generation's own finish_reason. A template
 whose call format tool_calls.py cannot read (neither Hermes nor Llama 3.1 JSON) is not forced.
+
+Concurrent requests (streaming or not) share batched `generate` calls through `ModelPool.batcher` (batching.py),
+fine-tuned models over one base mixed in a batch. A request with a `seed` or n > 1 keeps the one-at-a-time path
+(the pool held): its seeded random state cannot be shared with other rows. `serve --max-batch 1` turns
+batching off.
 """
 
 from __future__ import annotations
@@ -147,17 +152,29 @@ def _completion(state: ServerState, target: ModelTarget, messages: Any, body: Ch
                 params: SamplingParams, forced: ForcedCall | None) -> dict[str, Any]:
     from tunesmith.evaluate.predict import encode_prompt, generate
 
-    with state.pool.use(target) as (model, tokenizer):
+    if _batchable(state, body, params):
+        tokenizer = state.pool.tokenizer(target)
         prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
         params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
-        generations = generate(model, tokenizer, [prompt_ids] * body.n, max_new_tokens=params.max_tokens,
-                               stop=params.stop, temperature=params.temperature, top_p=params.top_p,
-                               batch_size=body.n, seed=params.seed)
+        generations = [state.pool.batcher.complete(target, tokenizer, prompt_ids, params)]
+    else:
+        with state.pool.use(target) as (model, tokenizer):
+            prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
+            params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
+            generations = generate(model, tokenizer, [prompt_ids] * body.n, max_new_tokens=params.max_tokens,
+                                   stop=params.stop, temperature=params.temperature, top_p=params.top_p,
+                                   batch_size=body.n, seed=params.seed)
     choices = [_choice(i, opening + g.text, g.finish_reason, body) for i, g in enumerate(generations)]
     completion_tokens = sum(g.completion_tokens for g in generations)
     return {"id": new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
             "model": target.name, "choices": choices, "system_fingerprint": None,
             "usage": _usage(len(prompt_ids), completion_tokens)}
+
+
+def _batchable(state: ServerState, body: ChatRequest, params: SamplingParams) -> bool:
+    """Whether the request may share a batch with others. A seed or n > 1 keeps today's path: the seeded global
+    generator state that makes a request reproducible cannot be shared with other rows."""
+    return state.pool.batcher.max_batch > 1 and body.n == 1 and params.seed is None
 
 
 def _choice(index: int, text: str, finish_reason: str, body: ChatRequest) -> dict[str, Any]:
@@ -181,28 +198,44 @@ def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatReque
         usage = {"usage": None} if include_usage else {}
         return chunk([{"index": index, "delta": d, "logprobs": None, "finish_reason": finish}], **usage)
 
+    def choice_events(index: int, pieces: Iterator[str], result: StreamResult, opening: str) -> Iterator[str]:
+        # with tools, the reply may turn out to be only tool calls: OpenAI then sends content null
+        yield delta(index, {"role": "assistant", "content": None if body.parses_tool_calls else ""})
+        held = ToolCallStream(body.tools if body.parses_tool_calls else None)
+        held.feed(opening)  # held back like any call's start: it goes out as delta.tool_calls, or as text
+        for text in pieces:
+            if ready := held.feed(text):
+                yield delta(index, {"content": ready})
+        rest, calls = held.finish()
+        if rest:
+            yield delta(index, {"content": rest})
+        for d in _tool_call_deltas(calls):
+            yield delta(index, d)
+        yield delta(index, {}, "tool_calls" if calls else result.finish_reason)
+
     try:
-        with state.pool.use(target) as (model, tokenizer):
+        if _batchable(state, body, params):  # generated in a batch with whatever else is running
+            tokenizer = state.pool.tokenizer(target)
             prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
             params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
-            completion_tokens = 0
-            for index in range(body.n):
-                result = StreamResult()
-                # with tools, the reply may turn out to be only tool calls: OpenAI then sends content null
-                yield delta(index, {"role": "assistant", "content": None if body.parses_tool_calls else ""})
-                seed = None if params.seed is None else params.seed + index  # n differing samples, reproducibly
-                held = ToolCallStream(body.tools if body.parses_tool_calls else None)
-                held.feed(opening)  # held back like any call's start: it goes out as delta.tool_calls, or as text
-                for text in stream_text(model, tokenizer, prompt_ids, _with_seed(params, seed), result):
-                    if ready := held.feed(text):
-                        yield delta(index, {"content": ready})
-                rest, calls = held.finish()
-                if rest:
-                    yield delta(index, {"content": rest})
-                for d in _tool_call_deltas(calls):
-                    yield delta(index, d)
-                yield delta(index, {}, "tool_calls" if calls else result.finish_reason)
-                completion_tokens += result.completion_tokens
+            result = StreamResult()
+            pieces = state.pool.batcher.stream(target, tokenizer, prompt_ids, params, result)
+            try:
+                yield from choice_events(0, pieces, result, opening)
+            finally:
+                pieces.close()  # a client that left cancels its row at once
+            completion_tokens = result.completion_tokens
+        else:
+            with state.pool.use(target) as (model, tokenizer):
+                prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
+                params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
+                completion_tokens = 0
+                for index in range(body.n):
+                    result = StreamResult()
+                    seed = None if params.seed is None else params.seed + index  # n differing samples, reproducibly
+                    pieces = stream_text(model, tokenizer, prompt_ids, _with_seed(params, seed), result)
+                    yield from choice_events(index, pieces, result, opening)
+                    completion_tokens += result.completion_tokens
         if include_usage:
             yield chunk([], usage=_usage(len(prompt_ids), completion_tokens))
     except OpenAIError as e:  # headers are gone: the SDK reads an error event and raises APIError

@@ -3,8 +3,9 @@
 A request names a base model or a fine-tuned one; a fine-tuned model is its base plus an adapter folder.
 The pool keeps each base loaded once and the adapters loaded on demand into the same PeftModel
 (`load_adapter` / `set_adapter`), dropping the least recently used adapter beyond `max_adapters`.
-Requests run one at a time (`ModelPool.use`): adapters are switched on the shared model, and a CPU gains
-nothing from running two generations at once.
+A streaming request holds the whole pool (`ModelPool.use`) while its adapter is switched on the shared model.
+Non-streaming requests go through `ModelPool.batcher` (batching.py): concurrent ones share one batched
+`generate`, rows for different adapters over one base included (PEFT's mixed-adapter batches).
 """
 
 from __future__ import annotations
@@ -46,11 +47,70 @@ class _Base:
 
 
 class ModelPool:
-    def __init__(self, max_adapters: int = 8, max_bases: int = 2) -> None:
+    def __init__(self, max_adapters: int = 8, max_bases: int = 2, max_batch: int = 16,
+                 batch_window_s: float = 0.01) -> None:
+        from tunesmith.server.batching import BatchScheduler
+
         self.max_adapters = max(1, max_adapters)
         self.max_bases = max(1, max_bases)
         self._bases: OrderedDict[str, _Base] = OrderedDict()
         self._lock = threading.Lock()  # a plain Lock: a streaming response may release it from another thread
+        self._tokenizers: dict[tuple[str, Path | None], Any] = {}  # read without the lock: a batch may hold it
+        # max_batch 1 turns batching off: chat_api then serves each request alone, holding the pool
+        self.batcher = BatchScheduler(self, max_batch=max_batch, window_s=batch_window_s)
+
+    @property
+    def lock(self) -> threading.Lock:
+        """Held while anything runs on the models: a stream, a batch, loading or dropping an adapter."""
+        return self._lock
+
+    def tokenizer(self, target: ModelTarget) -> Any:
+        """The target's tokenizer (its adapter's own when it saved one), loading base and adapter if needed."""
+        key = (target.base, None if target.adapter_dir is None else Path(target.adapter_dir))
+        if key not in self._tokenizers:
+            with self._lock:
+                base = self._base(target.base)
+                self._tokenizers[key] = (base.loaded.tokenizer if key[1] is None
+                                         else self._activate(base, key[1]))
+        return self._tokenizers[key]
+
+    def adapter_groups(self, base_ref: str, dirs: list[Path | None]) -> list[list[int]]:
+        """Rows (indices into `dirs`) that can run in one generate call: all of them when PEFT can mix their
+        adapters in one batch, else one group per adapter (DoRA, non-LoRA adapters, more adapters than stay loaded).
+        """
+        distinct = list(dict.fromkeys(None if d is None else Path(d) for d in dirs))
+        by_adapter = [[i for i, d in enumerate(dirs) if (None if d is None else Path(d)) == a] for a in distinct]
+        if len(distinct) == 1:
+            return by_adapter
+        adapters = [a for a in distinct if a is not None]
+        if len(adapters) > self.max_adapters:
+            return by_adapter
+        with self._lock:
+            base = self._base(base_ref)
+            for a in adapters:
+                self._activate(base, a)
+            configs = [base.peft.peft_config[base.adapters[a][0]] for a in adapters]
+        mixable = all(getattr(c, "peft_type", None) == "LORA" and not getattr(c, "use_dora", False) for c in configs)
+        return [list(range(len(dirs)))] if mixable else by_adapter
+
+    @contextmanager
+    def use_adapters(self, base_ref: str, dirs: list[Path | None]) -> Iterator[tuple[Any, list[str] | None]]:
+        """Hold the pool and yield `(model, adapter_names)` for a batch whose row i asks for adapter `dirs[i]`.
+
+        adapter_names is PEFT's per-row list ("__base__" for the base model) when the rows mix adapters, None when
+        they all ask for the same one (then simply active, or disabled for the base model).
+        """
+        distinct = list(dict.fromkeys(None if d is None else Path(d) for d in dirs))
+        if len(distinct) == 1:
+            with self.use(ModelTarget(base_ref, base_ref, distinct[0])) as (model, _tokenizer):
+                yield model, None
+            return
+        with self._lock:
+            base = self._base(base_ref)
+            for a in distinct:
+                if a is not None:
+                    self._activate(base, a)
+            yield base.peft, ["__base__" if d is None else base.adapters[Path(d)][0] for d in dirs]
 
     @contextmanager
     def use(self, target: ModelTarget) -> Iterator[tuple[Any, Any]]:
@@ -70,8 +130,9 @@ class ModelPool:
     def evict(self, adapter_dir: Path) -> None:
         """Forget an adapter (its model was deleted)."""
         with self._lock:
-            for base in self._bases.values():
+            for ref, base in self._bases.items():
                 entry = base.adapters.pop(Path(adapter_dir), None)
+                self._tokenizers.pop((ref, Path(adapter_dir)), None)
                 if entry is not None:
                     base.peft.delete_adapter(entry[0])
 

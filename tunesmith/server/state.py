@@ -24,6 +24,7 @@ class ServerSettings:
     max_adapters: int = 8  # LoRA adapters kept loaded over one base model (least recently used goes)
     # OpenAI serves a job's results.csv base64-encoded, and code written against it decodes it; "raw" serves the CSV
     results_encoding: Literal["base64", "raw"] = "base64"
+    max_batch: int = 16  # concurrent chat requests generated together (1: one at a time)
     eval_dirs: list[Path] = field(default_factory=list)  # eval runs kept outside data_dir/evals, shown in the studio
 
     def __post_init__(self) -> None:

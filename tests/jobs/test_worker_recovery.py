@@ -39,9 +39,12 @@ def test_killed_worker_job_resumes_from_checkpoint_and_finishes(tmp_path):
 
     first = worker_process(data_dir, "worker-a")
     try:
-        # Kill it once the first epoch's checkpoint exists and before the run ends.
-        wait_for(lambda: (run_dir / "checkpoints" / "step-12").is_dir() or first.poll() is not None, every=0.05,
-                 what="the first checkpoint")
+        # Kill it once the first epoch's checkpoint exists and before the run ends. state.json is written just
+        # after the checkpoint (and at most a second apart between): wait for both, or the kill can land between.
+        def checkpointed() -> bool:
+            return ((run_dir / "checkpoints" / "step-12").is_dir() and read_state(run_dir).get("step", 0) >= 12)
+
+        wait_for(lambda: checkpointed() or first.poll() is not None, every=0.02, what="the first checkpoint")
         assert first.poll() is None, first.stderr.read().decode()[-3000:]
         first.send_signal(signal.SIGKILL)
         first.wait()

@@ -67,7 +67,7 @@ def test_job_page_draws_the_loss_curve_live(page, studio, screenshots, tmp_path)
     page.goto(f"/#/jobs?training_file={file_id}")
     page.select_option("#job-model", "tiny-random")
     assert page.input_value("#job-training-file") == file_id
-    page.fill("#n_epochs", "6")  # 144 steps: long enough to watch, seconds on a CPU
+    page.fill("#n_epochs", "20")  # 480 steps: long enough to watch several redraws, some seconds on a CPU
     page.fill("#job-suffix", "live")
     page.click("#create-job button[type=submit]")
     page.wait_for_url("**/#/jobs/ftjob-*")

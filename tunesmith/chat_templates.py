@@ -190,8 +190,8 @@ def end_of_turn_ids(tokenizer: Any) -> list[int]:
 TOOLS_PREAMBLE = ("You can call functions. To call one, reply with <tool_call>\n{{\"name\": <function name>, "
                   "\"arguments\": <JSON object>}}\n</tool_call>, one block per call. The functions:\n"
                   "<tools>\n{tools}\n</tools>")
-_PROBE_TOOL, _PROBE_CALL = "tunesmith_probe_tool", "tunesmith_probe_call"
-_NATIVE_TOOLS: dict[str, bool] = {}  # chat template text -> whether it renders tools and tool calls itself
+PROBE_TOOL, PROBE_CALL = "tunesmith_probe_tool", "tunesmith_probe_call"  # named apart: a definition is no call
+_PROBE_TEXTS: dict[str, str] = {}  # chat template text -> how it renders the probe below
 
 
 @dataclass
@@ -209,25 +209,31 @@ def template_input(tokenizer: Any, conversation: Any) -> TemplateInput:
     uses_tools = bool(conversation.tools) or any(m.tool_calls or m.role == "tool" for m in conversation.messages)
     if not uses_tools or renders_tools(tokenizer):
         return TemplateInput(messages, conversation.tools or None, list(range(len(messages))))
-    return _tools_as_text(conversation)
+    return _tools_as_text(conversation, messages)
 
 
 def renders_tools(tokenizer: Any) -> bool:
     """Whether the chat template writes both the tool definitions and an assistant's tool call into the text."""
+    text = tool_probe_text(tokenizer)
+    return PROBE_TOOL in text and PROBE_CALL in text
+
+
+def tool_probe_text(tokenizer: Any) -> str:
+    """The template's rendering of one tool (PROBE_TOOL) and one assistant call (to PROBE_CALL); "" when the
+    template refuses it. Cached per template: what it says about tools never changes."""
     template = tokenizer.chat_template or ""
-    if template not in _NATIVE_TOOLS:
-        tools = [{"type": "function", "function": {"name": _PROBE_TOOL, "parameters": {"type": "object"}}}]
-        call = {"id": "call_0", "type": "function", "function": {"name": _PROBE_CALL, "arguments": {"x": 1}}}
+    if template not in _PROBE_TEXTS:
+        tools = [{"type": "function", "function": {"name": PROBE_TOOL, "parameters": {"type": "object"}}}]
+        call = {"id": "call_0", "type": "function", "function": {"name": PROBE_CALL, "arguments": {"x": 1}}}
         probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
         try:
-            text = tokenizer.apply_chat_template(probe, tools=tools, tokenize=False)
+            _PROBE_TEXTS[template] = tokenizer.apply_chat_template(probe, tools=tools, tokenize=False)
         except Exception:  # jinja raises its own error types for what a template refuses
-            text = ""
-        _NATIVE_TOOLS[template] = _PROBE_TOOL in text and _PROBE_CALL in text
-    return _NATIVE_TOOLS[template]
+            _PROBE_TEXTS[template] = ""
+    return _PROBE_TEXTS[template]
 
 
-def _tools_as_text(conversation: Any) -> TemplateInput:
+def _tools_as_text(conversation: Any, rendered_messages: list[dict[str, Any]]) -> TemplateInput:
     import json
 
     out: list[dict[str, Any]] = []
@@ -239,7 +245,7 @@ def _tools_as_text(conversation: Any) -> TemplateInput:
             out.append({"role": first.role, "content": f"{first.content or ''}\n\n{preamble}".lstrip()})
         else:
             out.append({"role": "system", "content": preamble})
-    for i, (message, rendered) in enumerate(zip(conversation.messages, conversation.to_template_messages())):
+    for i, (message, rendered) in enumerate(zip(conversation.messages, rendered_messages)):
         if i == 0 and conversation.tools and message.role in ("system", "developer"):
             index.append(0)
             continue

@@ -25,7 +25,7 @@ import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tunesmith.chat_templates import renders_tools
+from tunesmith.chat_templates import PROBE_CALL, renders_tools, tool_probe_text
 
 CallFormat = Literal["hermes", "llama3"]
 
@@ -33,7 +33,6 @@ HERMES_OPEN, HERMES_CLOSE = "<tool_call>", "</tool_call>"
 _HERMES_BLOCK = re.compile(re.escape(HERMES_OPEN) + r"(.*?)" + re.escape(HERMES_CLOSE), re.DOTALL)
 LLAMA3_PYTHON_TAG = "<|python_tag|>"  # special: decoding with skip_special_tokens drops it, but not every caller does
 _ID_CHARS = string.ascii_letters + string.digits
-_PROBE_NAME = "tunesmith_probe_call"
 _CALL_FORMATS: dict[str, CallFormat | None] = {}  # chat template text -> how its model writes a call
 
 
@@ -78,17 +77,10 @@ def call_format(tokenizer: Any) -> CallFormat | None:
 
 
 def _probed_call_format(tokenizer: Any) -> CallFormat | None:
-    # the tool is named apart from the call: its definition, rendered as JSON, must not pass for a call
-    tools = [{"type": "function", "function": {"name": "tunesmith_probe_tool", "parameters": {"type": "object"}}}]
-    call = {"id": "call_0", "type": "function", "function": {"name": _PROBE_NAME, "arguments": {"x": 1}}}
-    probe = [{"role": "user", "content": "u"}, {"role": "assistant", "content": "", "tool_calls": [call]}]
-    try:
-        text = tokenizer.apply_chat_template(probe, tools=tools, tokenize=False)
-    except Exception:  # jinja raises its own error types for what a template refuses
-        return None
-    if re.search(re.escape(HERMES_OPEN) + r'\s*\{"name": "' + _PROBE_NAME + '", "arguments": ', text):
+    text = tool_probe_text(tokenizer)
+    if re.search(re.escape(HERMES_OPEN) + r'\s*\{"name": "' + PROBE_CALL + '", "arguments": ', text):
         return "hermes"
-    if '{"name": "' + _PROBE_NAME + '", "parameters": ' in text:
+    if '{"name": "' + PROBE_CALL + '", "parameters": ' in text:
         return "llama3"
     return None
 

@@ -15,7 +15,7 @@ from tests.providers.fake_provider import ALIASES, API_KEY, KEY_ENV, fake_provid
 from tests.server.live_server import wait_for, write_chat_file
 from tunesmith.providers.client import make_client
 from tunesmith.providers.config import ProviderConfig, ProviderError, add_provider
-from tunesmith.providers.remote_eval import generate_remote
+from tunesmith.generation.remote import generate_remote
 from tunesmith.providers.remote_train import (FollowOptions, RemoteState, cancel_remote, is_remote_run,
                                               resume_remote, train_remote)
 from tunesmith.training.config import build_config

@@ -1,4 +1,4 @@
-"""Many LoRA adapters over one base model (LRU-bounded), and streaming's stop-string handling."""
+"""Many LoRA adapters over one base model (LRU-bounded), and streaming's stop-string handling through the pool."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from tunesmith.models import build_tiny_model, load_smollm2_tokenizer
-from tunesmith.server.inference import ModelPool, ModelTarget, SamplingParams, StreamResult, _held_back, stream_text
+from tunesmith.generation import SamplingParams
+from tunesmith.generation.text import RowText
+from tunesmith.server.inference import ModelPool, ModelTarget
 
 
 def save_random_adapter(path, seed: int):
@@ -21,10 +23,10 @@ def save_random_adapter(path, seed: int):
 
 
 def last_logits(pool: ModelPool, target: ModelTarget) -> torch.Tensor:
-    with pool.use(target) as (model, tokenizer):
-        ids = torch.tensor([tokenizer("The quick brown fox")["input_ids"]])
-        with torch.no_grad():
-            return model(input_ids=ids).logits[0, -1].clone()
+    """The target's log-probabilities of its 8 likeliest next tokens, served through the pool's engine."""
+    ids = pool.tokenizer(target)("The quick brown fox")["input_ids"]
+    first = pool.submit(target, ids, SamplingParams(max_tokens=1, logprobs=8)).result().logprobs[0]
+    return torch.tensor([lp for _, lp in first.top] + [float(i) for i, _ in first.top])
 
 
 def test_adapters_switch_over_one_base_and_least_recently_used_goes(tmp_path):
@@ -44,14 +46,17 @@ def test_adapters_switch_over_one_base_and_least_recently_used_goes(tmp_path):
 
 
 def test_stream_never_sends_a_stop_string_or_half_of_one(tiny):
+    pool = ModelPool()
+    base = ModelTarget("tiny-random", "tiny-random")
     ids = tiny.tokenizer("hello there")["input_ids"]
-    greedy = SamplingParams(max_tokens=8, temperature=0)
-    full = "".join(stream_text(tiny.model, tiny.tokenizer, ids, greedy, StreamResult()))
+    full = "".join(pool.submit(base, ids, SamplingParams(max_tokens=8), stream=True).stream())
     stop = full[3:6]
-    result = StreamResult()
-    pieces = list(stream_text(tiny.model, tiny.tokenizer, ids, SamplingParams(8, 0, 1.0, [stop]), result))
-    assert "".join(pieces) == full[:full.find(stop)] and result.finish_reason == "stop"
-    assert _held_back("answer: SEL", ["SELECT"]) == 3 and _held_back("caf\ufffd", []) == 1
+    job = pool.submit(base, ids, SamplingParams(8, 0, 1.0, [stop]), stream=True)
+    pieces = list(job.stream())
+    assert "".join(pieces) == full[:full.find(stop)] and job.result().finish_reason == "stop"
+    held = RowText(tiny.tokenizer, ["SELECT"], set())
+    held.text = "answer: SEL"
+    assert held._held_back() == 3 and held.ready() == "answer: "
 
 
 def test_a_stream_the_client_abandons_gives_the_model_back(tmp_path):
@@ -71,9 +76,10 @@ def test_a_stream_the_client_abandons_gives_the_model_back(tmp_path):
             lines = response.iter_lines()
             for _ in range(4):
                 next(lines)
-            assert pool._lock.locked()  # generating for this client
+            assert pool.engine("tiny-random").busy()  # generating for this client
         started = time.monotonic()
-        wait_for(lambda: not pool._lock.locked(), timeout=10, every=0.05, what="the model to be given back")
+        wait_for(lambda: not pool.engine("tiny-random").busy(), timeout=10, every=0.05,
+                 what="the abandoned row to leave the engine")
         reply = httpx.post(url, json={**body, "stream": False, "max_tokens": 4}, timeout=30)
         assert reply.status_code == 200 and reply.json()["usage"]["completion_tokens"] <= 4
         assert time.monotonic() - started < 20

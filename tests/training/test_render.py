@@ -131,7 +131,7 @@ def test_native_tool_templates_get_the_conversation_unchanged():
 
 
 def test_prompts_for_generation_carry_the_tools_as_in_training():
-    from tunesmith.evaluate.predict import encode_prompt
+    from tunesmith.generation import encode_prompt
 
     tokenizer = family_tokenizer("smollm2")
     conversation = weather_conversation()

@@ -32,8 +32,7 @@ def chat(
     max_new_tokens: int = typer.Option(128, "--max-new-tokens"),
 ) -> None:
     """Answer one chat prompt with a model (greedy)."""
-    import torch
-
+    from tunesmith.generation import generate
     from tunesmith.models import ModelLoadError, load_model
 
     try:
@@ -43,10 +42,5 @@ def chat(
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
-    inputs = loaded.tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
-                                                  return_dict=True)
-    with torch.no_grad():
-        out = loaded.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    pad_token_id=loaded.tokenizer.pad_token_id)
-    answer = loaded.tokenizer.decode(out[0][inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    answer = generate(loaded.model, loaded.tokenizer, [messages], max_new_tokens=max_new_tokens)[0].text
     console.print(f"[bold]{model}[/bold]: {answer.strip()}")

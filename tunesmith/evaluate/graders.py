@@ -320,7 +320,7 @@ class JudgeGrader:
         return load_model(self.model_ref)
 
     def __call__(self, output: str, reference: str | None) -> Score:
-        from tunesmith.evaluate.predict import generate
+        from tunesmith.generation import generate
 
         if reference is None:
             return Score(0.0, "no reference answer")

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 from tunesmith.baselines.strategy import Strategy, parse_strategy
 from tunesmith.conversation import Conversation
 from tunesmith.evaluate.graders import Grader, parse_grader
-from tunesmith.evaluate.predict import generate
+from tunesmith.generation import generate
 from tunesmith.evaluate.stats import bootstrap_mean_ci, wilson_ci
 from tunesmith.paths import atomic_write_text
 
@@ -84,7 +84,7 @@ def evaluate(
     prompts = [built.build_messages(c) for c in conversations]
     started = time.perf_counter()
     if provider is not None:
-        from tunesmith.providers.remote_eval import generate_remote
+        from tunesmith.generation.remote import generate_remote
 
         generations = generate_remote(provider, model_ref, prompts, max_new_tokens=max_new_tokens, stop=stop,
                                       temperature=temperature, batch_size=batch_size, on_progress=on_progress)

@@ -2,5 +2,5 @@
 
 config.py (providers.json, keys from the environment), client.py (the SDK client, retries), preflight.py
 (local validation against the model's token limit), remote_train.py (a provider job followed into a run
-directory), remote_eval.py (chat-completions generation for evaluations).
+directory). Generation through a provider for evaluations is tunesmith/generation/remote.py.
 """

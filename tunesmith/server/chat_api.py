@@ -11,10 +11,11 @@ as completion). A model that still does not finish a parseable call (a weak one,
 gets its reply back as content, forced opening included, with the generation's own finish_reason. A template
 whose call format tool_calls.py cannot read (neither Hermes nor Llama 3.1 JSON) is not forced.
 
-Concurrent requests (streaming or not) share batched `generate` calls through `ModelPool.batcher` (batching.py),
-fine-tuned models over one base mixed in a batch. A request with a `seed` or n > 1 keeps the one-at-a-time path
-(the pool held): its seeded random state cannot be shared with other rows. `serve --max-batch 1` turns
-batching off.
+Every request (streaming or not, seeded or not, n choices as n rows) goes to its base model's generation engine
+(tunesmith/generation): it joins the running batch at the next decode step and leaves it when it ends, fine-tuned
+models over one base mixed in a step. A seeded row samples from its own generator, so its reply does not depend
+on what else runs. `logprobs` / `top_logprobs` are answered for non-streaming requests. A row the model fails on
+(non-finite logits from corrupt weights, say) fails that request alone with a 500 naming the cause.
 """
 
 from __future__ import annotations
@@ -33,7 +34,9 @@ from tunesmith.catalog import find_model_spec
 from tunesmith.conversation import Conversation, Message
 from tunesmith.jobs.store import new_id
 from tunesmith.server.errors import OpenAIError
-from tunesmith.server.inference import ModelTarget, SamplingParams, StreamResult, stream_text
+from tunesmith.generation import (ContextLengthError, Generation, GenerationError, SamplingParams, TokenLogprob,
+                                  encode_prompt)
+from tunesmith.server.inference import ModelTarget
 from tunesmith.server.models_api import resolve_model
 from tunesmith.server.state import ServerState, server_state
 from tunesmith.server.tool_calls import (ToolCallStream, call_format, forced_opening, ids_with_opening,
@@ -150,44 +153,78 @@ def _complete(request: Request, body: ChatRequest, model: str) -> Any:
 
 def _completion(state: ServerState, target: ModelTarget, messages: Any, body: ChatRequest,
                 params: SamplingParams, forced: ForcedCall | None) -> dict[str, Any]:
-    from tunesmith.evaluate.predict import encode_prompt, generate
-
-    if _batchable(state, body, params):
-        tokenizer = state.pool.tokenizer(target)
-        prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
-        params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
-        generations = [state.pool.batcher.complete(target, tokenizer, prompt_ids, params)]
-    else:
-        with state.pool.use(target) as (model, tokenizer):
-            prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
-            params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
-            generations = generate(model, tokenizer, [prompt_ids] * body.n, max_new_tokens=params.max_tokens,
-                                   stop=params.stop, temperature=params.temperature, top_p=params.top_p,
-                                   batch_size=body.n, seed=params.seed)
-    choices = [_choice(i, opening + g.text, g.finish_reason, body) for i, g in enumerate(generations)]
+    tokenizer = state.pool.tokenizer(target)
+    prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
+    params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
+    params.logprobs = _logprobs_asked(body)
+    completions = [_submit(state, target, prompt_ids, _choice_params(params, i)) for i in range(body.n)]
+    generations = [_wait(c) for c in completions]
+    choices = [_choice(i, opening + g.text, g.finish_reason, body, _logprobs(tokenizer, g))
+               for i, g in enumerate(generations)]
     completion_tokens = sum(g.completion_tokens for g in generations)
     return {"id": new_id("chatcmpl-"), "object": "chat.completion", "created": int(time.time()),
             "model": target.name, "choices": choices, "system_fingerprint": None,
             "usage": _usage(len(prompt_ids), completion_tokens)}
 
 
-def _batchable(state: ServerState, body: ChatRequest, params: SamplingParams) -> bool:
-    """Whether the request may share a batch with others. A seed or n > 1 keeps today's path: the seeded global
-    generator state that makes a request reproducible cannot be shared with other rows."""
-    return state.pool.batcher.max_batch > 1 and body.n == 1 and params.seed is None
+def _choice_params(params: SamplingParams, index: int) -> SamplingParams:
+    """Choice `index`'s settings: with a seed, choice i samples from seed + i (n differing samples, reproducibly)."""
+    seed = None if params.seed is None else params.seed + index
+    return SamplingParams(params.max_tokens, params.temperature, params.top_p, list(params.stop), seed,
+                          params.logprobs)
 
 
-def _choice(index: int, text: str, finish_reason: str, body: ChatRequest) -> dict[str, Any]:
+def _submit(state: ServerState, target: ModelTarget, prompt_ids: list[int], params: SamplingParams,
+            stream: bool = False) -> Any:
+    try:
+        return state.pool.submit(target, prompt_ids, params, stream=stream)
+    except ContextLengthError as e:
+        raise OpenAIError(400, str(e), param="messages", code="context_length_exceeded") from e
+
+
+def _wait(completion: Any) -> Generation:
+    try:
+        return completion.result()
+    except GenerationError as e:
+        raise OpenAIError(500, f"The model failed on this request: {e}", code="model_error") from e
+
+
+def _logprobs_asked(body: ChatRequest) -> int | None:
+    """How many alternatives per token the request asks for (OpenAI's `logprobs` + `top_logprobs`), or None."""
+    if not getattr(body, "logprobs", None):
+        return None
+    top = getattr(body, "top_logprobs", None) or 0
+    if not isinstance(top, int) or isinstance(top, bool) or not 0 <= top <= 20:
+        raise OpenAIError(400, "top_logprobs must be an integer from 0 to 20", param="top_logprobs",
+                          code="invalid_value")
+    return top
+
+
+def _logprobs(tokenizer: Any, generation: Generation) -> dict[str, Any] | None:
+    """OpenAI's `choices[].logprobs`: each generated token with its log-probability and the most likely ones."""
+    if generation.logprobs is None:
+        return None
+
+    def entry(token_id: int, logprob: float) -> dict[str, Any]:
+        text = tokenizer.decode([token_id])
+        return {"token": text, "logprob": logprob, "bytes": list(text.encode("utf-8"))}
+
+    def token(t: TokenLogprob) -> dict[str, Any]:
+        return {**entry(t.token_id, t.logprob), "top_logprobs": [entry(i, lp) for i, lp in t.top]}
+
+    return {"content": [token(t) for t in generation.logprobs[: len(generation.token_ids)]], "refusal": None}
+
+
+def _choice(index: int, text: str, finish_reason: str, body: ChatRequest,
+            logprobs: dict[str, Any] | None = None) -> dict[str, Any]:
     content, calls = parse_tool_calls(text, body.tools) if body.parses_tool_calls else (text, [])
     message = {"role": "assistant", "content": content, "refusal": None, "annotations": [], "tool_calls": calls or None}
-    return {"index": index, "message": message, "logprobs": None,
+    return {"index": index, "message": message, "logprobs": logprobs,
             "finish_reason": "tool_calls" if calls else finish_reason}
 
 
 def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatRequest,
          params: SamplingParams, include_usage: bool, forced: ForcedCall | None) -> Iterator[str]:
-    from tunesmith.evaluate.predict import encode_prompt
-
     meta = {"id": new_id("chatcmpl-"), "object": "chat.completion.chunk", "created": int(time.time()),
             "model": target.name, "system_fingerprint": None}
 
@@ -198,44 +235,36 @@ def _sse(state: ServerState, target: ModelTarget, messages: Any, body: ChatReque
         usage = {"usage": None} if include_usage else {}
         return chunk([{"index": index, "delta": d, "logprobs": None, "finish_reason": finish}], **usage)
 
-    def choice_events(index: int, pieces: Iterator[str], result: StreamResult, opening: str) -> Iterator[str]:
+    def choice_events(index: int, completion: Any, opening: str) -> Iterator[str]:
         # with tools, the reply may turn out to be only tool calls: OpenAI then sends content null
         yield delta(index, {"role": "assistant", "content": None if body.parses_tool_calls else ""})
         held = ToolCallStream(body.tools if body.parses_tool_calls else None)
         held.feed(opening)  # held back like any call's start: it goes out as delta.tool_calls, or as text
-        for text in pieces:
-            if ready := held.feed(text):
-                yield delta(index, {"content": ready})
+        pieces = completion.stream()
+        try:
+            for text in pieces:
+                if ready := held.feed(text):
+                    yield delta(index, {"content": ready})
+        finally:
+            pieces.close()  # a client that left cancels its row at once
+        generation = _wait(completion)
         rest, calls = held.finish()
         if rest:
             yield delta(index, {"content": rest})
         for d in _tool_call_deltas(calls):
             yield delta(index, d)
-        yield delta(index, {}, "tool_calls" if calls else result.finish_reason)
+        yield delta(index, {}, "tool_calls" if calls else generation.finish_reason)
+        nonlocal completion_tokens
+        completion_tokens += generation.completion_tokens
 
+    completion_tokens = 0
     try:
-        if _batchable(state, body, params):  # generated in a batch with whatever else is running
-            tokenizer = state.pool.tokenizer(target)
-            prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
-            params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
-            result = StreamResult()
-            pieces = state.pool.batcher.stream(target, tokenizer, prompt_ids, params, result)
-            try:
-                yield from choice_events(0, pieces, result, opening)
-            finally:
-                pieces.close()  # a client that left cancels its row at once
-            completion_tokens = result.completion_tokens
-        else:
-            with state.pool.use(target) as (model, tokenizer):
-                prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
-                params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
-                completion_tokens = 0
-                for index in range(body.n):
-                    result = StreamResult()
-                    seed = None if params.seed is None else params.seed + index  # n differing samples, reproducibly
-                    pieces = stream_text(model, tokenizer, prompt_ids, _with_seed(params, seed), result)
-                    yield from choice_events(index, pieces, result, opening)
-                    completion_tokens += result.completion_tokens
+        tokenizer = state.pool.tokenizer(target)
+        prompt_ids, opening = _forced_prompt(tokenizer, encode_prompt(tokenizer, messages), forced)
+        params.max_tokens = _checked_max_tokens(target, len(prompt_ids), params.max_tokens)
+        for index in range(body.n):
+            completion = _submit(state, target, prompt_ids, _choice_params(params, index), stream=True)
+            yield from choice_events(index, completion, opening)
         if include_usage:
             yield chunk([], usage=_usage(len(prompt_ids), completion_tokens))
     except OpenAIError as e:  # headers are gone: the SDK reads an error event and raises APIError
@@ -267,10 +296,6 @@ def _tool_call_deltas(calls: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         yield {"tool_calls": [{"index": i, "id": call["id"], "type": "function",
                                "function": {"name": function["name"], "arguments": ""}}]}
         yield {"tool_calls": [{"index": i, "function": {"arguments": function["arguments"]}}]}
-
-
-def _with_seed(params: SamplingParams, seed: int | None) -> SamplingParams:
-    return SamplingParams(params.max_tokens, params.temperature, params.top_p, params.stop, seed)
 
 
 def _checked_max_tokens(target: ModelTarget, prompt_tokens: int, max_tokens: int) -> int:

@@ -1,4 +1,4 @@
-"""Concurrent requests share one batched generate, adapters mixed, each row as if it had run alone."""
+"""Concurrent requests share the engine's decode steps, adapters mixed, each row as if it had run alone."""
 
 from __future__ import annotations
 
@@ -10,17 +10,15 @@ import httpx
 
 from tests.server.live_server import serving, wait_for
 from tests.server.test_inference import save_random_adapter
-from tunesmith.evaluate.predict import encode_prompt, generate
-from tunesmith.server.inference import ModelPool, ModelTarget, SamplingParams, StreamResult
+from tunesmith.generation import SamplingParams, encode_prompt
+from tunesmith.server.inference import ModelPool, ModelTarget
 
 BASE = ModelTarget("tiny-random", "tiny-random")
 
 
 def alone(pool: ModelPool, target: ModelTarget, prompt: list[int], params: SamplingParams):
-    """The request served as it is without batching: the pool held, predict.generate on one prompt."""
-    with pool.use(target) as (model, tokenizer):
-        return generate(model, tokenizer, [prompt], max_new_tokens=params.max_tokens, stop=params.stop,
-                        temperature=params.temperature, top_p=params.top_p, batch_size=1)[0]
+    """The request served with nothing else running."""
+    return pool.submit(target, prompt, SamplingParams(**vars(params))).result()
 
 
 def run_concurrently(pool: ModelPool, requests: list[tuple[ModelTarget, list[int], SamplingParams]],
@@ -30,19 +28,20 @@ def run_concurrently(pool: ModelPool, requests: list[tuple[ModelTarget, list[int
     `client(target, prompt, params)` makes one request (default: a non-streaming one) and returns its result.
     """
     results: list = [None] * len(requests)
-    ask = client or (lambda target, prompt, params: pool.batcher.complete(target, pool.tokenizer(target), prompt,
-                                                                            params))
+    ask = client or (lambda target, prompt, params: pool.submit(target, prompt, params).result())
 
     def client_thread(i: int) -> None:
         results[i] = ask(*requests[i])
 
     for target, _, _ in requests:
         pool.tokenizer(target)  # loaded now, so that no client waits for the lock held below
-    with pool.lock:  # the model is busy: everything that arrives meanwhile should go in one batch
+    engine = pool.engine(requests[0][0].base)
+    with engine.lock:  # the engine is mid-step: everything that arrives meanwhile joins at the next one
         threads = [threading.Thread(target=client_thread, args=(i,)) for i in range(len(requests))]
         for t in threads:
             t.start()
-        wait_for(lambda: len(pool.batcher._pending) == len(requests), timeout=10, every=0.01, what="all queued")
+        wait_for(lambda: len(engine._waiting) == len(requests), timeout=10, every=0.01, what="all queued")
+        engine.steps.clear()
     for t in threads:
         t.join(timeout=60)
     return results
@@ -69,7 +68,7 @@ def test_concurrent_greedy_requests_over_two_adapters_batch_and_match_running_al
 
     batched = run_concurrently(pool, list(zip(targets, prompts, params)))
 
-    assert pool.batcher.batch_sizes == [6]  # one generate call, base and two adapters mixed
+    assert pool.engine("tiny-random").steps[0] == 6  # one decode step, base and two adapters mixed
     for one, together in zip(single, batched):
         assert (together.text, together.finish_reason) == (one.text, one.finish_reason)
         assert (together.prompt_tokens, together.completion_tokens) == (one.prompt_tokens, one.completion_tokens)
@@ -89,45 +88,45 @@ def test_concurrent_streams_match_completions_and_one_that_is_abandoned_frees_it
     words = alone(pool, *requests[1]).text.split()
     requests[1][2].stop = [next(w for w in words if w != words[0])]
     single = [alone(pool, *r) for r in requests[:3]]
-    abandoned = StreamResult()
-
-    def stream(target: ModelTarget, prompt: list[int], params: SamplingParams) -> tuple[str, StreamResult]:
-        result = StreamResult() if params.max_tokens < 1900 else abandoned
-        pieces = pool.batcher.stream(target, pool.tokenizer(target), prompt, params, result)
-        if result is abandoned:  # the client reads a little, then goes away
+    def stream(target: ModelTarget, prompt: list[int], params: SamplingParams) -> tuple[str, str | None]:
+        job = pool.submit(target, prompt, params, stream=True)
+        pieces = job.stream()
+        if params.max_tokens >= 1900:  # the client reads a little, then goes away
             first = next(pieces)
             pieces.close()
-            return first, result
-        return "".join(pieces), result
+            return first, None
+        return "".join(pieces), job.result().finish_reason
 
     streamed = run_concurrently(pool, requests, stream)
 
-    assert pool.batcher.batch_sizes == [4]
-    for one, (text, result) in zip(single, streamed):
-        assert (text, result.finish_reason) == (one.text, one.finish_reason)
+    engine = pool.engine("tiny-random")
+    assert engine.steps[0] == 4
+    for one, (text, finish_reason) in zip(single, streamed):
+        assert (text, finish_reason) == (one.text, one.finish_reason)
     assert single[1].finish_reason == "stop"
-    assert abandoned.finish_reason is None and abandoned.completion_tokens < 100  # its row stopped with the client
-    # generating its 1900 tokens for nobody takes over 6 s here; stopping its row ends the batch at once
-    wait_for(lambda: not pool.lock.locked(), timeout=3, every=0.01, what="the batch to end")
+    # generating its 1900 tokens for nobody takes over 6 s here; its row left with its client
+    wait_for(lambda: not engine.busy(), timeout=3, every=0.01, what="the abandoned row to leave")
+    assert len(engine.steps) < 100
 
 
-def test_different_sampling_settings_do_not_share_a_batch(tiny):
+def test_greedy_sampled_and_seeded_rows_share_a_step(tiny):
     pool = ModelPool(max_batch=16)
     prompt = encode_prompt(tiny.tokenizer, [{"role": "user", "content": "Hi"}])
+    seeded = SamplingParams(4, 0.9, seed=5)
     requests = [(BASE, prompt, SamplingParams(4, 0)), (BASE, prompt, SamplingParams(4, 0.7)),
-                (BASE, prompt, SamplingParams(4, 0))]
+                (BASE, prompt, SamplingParams(4, 0)), (BASE, prompt, seeded)]
     results = run_concurrently(pool, requests)
-    assert sorted(pool.batcher.batch_sizes) == [1, 2]  # the two greedy ones together, the sampled one apart
+    assert pool.engine("tiny-random").steps[0] == 4  # each row samples its own way within one step
     assert results[0].text == results[2].text and all(r.completion_tokens <= 4 for r in results)
+    assert results[3].token_ids == alone(pool, BASE, prompt, seeded).token_ids  # its own generator, its own seed
 
 
-def test_server_batches_concurrent_completions_while_streams_and_seeded_requests_keep_their_path(tmp_path):
+def test_server_batches_concurrent_completions_streams_and_seeded_requests(tmp_path):
     from tunesmith.server.app import create_app
     from tunesmith.server.state import ServerSettings
 
     app = create_app(ServerSettings(data_dir=tmp_path))
     pool = app.state.tunesmith.pool
-    pool.batcher.window_s = 0.3  # generous: the test's clients start within it even on a loaded machine
     questions = ["Hi", "Name a colour", "What is 2+2?", "Say something"]
     with serving(app) as port:
         url = f"http://127.0.0.1:{port}/v1/chat/completions"
@@ -151,7 +150,9 @@ def test_server_batches_concurrent_completions_while_streams_and_seeded_requests
             return text
 
         alone_replies = [ask(q) for q in questions]
-        assert pool.batcher.batch_sizes == [1] * len(questions)
+        engine = pool.engine("tiny-random")
+        assert set(engine.steps) == {1}
+        engine.steps.clear()
         together: list = [None] * len(questions)
         streamed: list = [None] * 3
         threads = [threading.Thread(target=lambda i=i: together.__setitem__(i, ask(questions[i])))
@@ -162,11 +163,38 @@ def test_server_batches_concurrent_completions_while_streams_and_seeded_requests
             t.start()
         for t in threads:
             t.join(timeout=120)
-        assert max(pool.batcher.batch_sizes[len(questions):]) >= 2  # some of them did share a generate call
+        assert max(engine.steps) >= 2  # some of them did share decode steps
         for one, batched in zip(alone_replies, together):
             assert batched["choices"][0]["message"]["content"] == one["choices"][0]["message"]["content"]
             assert batched["usage"] == one["usage"]
         assert streamed == [r["choices"][0]["message"]["content"] for r in alone_replies[:3]]
         seeded = [ask("Hi", temperature=1.0, seed=5)["choices"][0]["message"]["content"] for _ in range(2)]
         assert seeded[0] == seeded[1]
-        assert sum(pool.batcher.batch_sizes) == 2 * len(questions) + 3  # seeded requests kept the unbatched path
+
+
+def test_a_nan_adapter_fails_its_request_alone_and_the_base_model_answers_after(tmp_path, tiny):
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    bad = save_random_adapter(tmp_path / "nan", 3)
+    weights = load_file(str(bad / "adapter_model.safetensors"))
+    save_file({k: torch.full_like(v, float("nan")) if "lora_B" in k else v for k, v in weights.items()},
+              str(bad / "adapter_model.safetensors"))
+    pool = ModelPool(max_batch=16)
+    poisoned = ModelTarget("ft:nan", "tiny-random", bad)
+    prompts = [tiny.tokenizer(t)["input_ids"] for t in ["The quick brown fox", "1 2 3 4", "Paris is"]]
+    sampled = SamplingParams(6, 0.8, seed=2)  # sampling from NaN probabilities is what used to raise
+    results = run_concurrently(pool, [(BASE, prompts[0], SamplingParams(6, 0)), (poisoned, prompts[1], sampled),
+                                      (BASE, prompts[2], SamplingParams(6, 0))],
+                               client=lambda t, p, s: _outcome(pool.submit(t, p, s)))
+    assert isinstance(results[1], Exception) and "non-finite" in str(results[1])
+    assert results[0].completion_tokens == 6 and results[2].completion_tokens == 6
+    after = pool.submit(BASE, prompts[0], SamplingParams(6, 0)).result()
+    assert after.token_ids == results[0].token_ids
+
+
+def _outcome(job):
+    try:
+        return job.result()
+    except Exception as e:
+        return e

@@ -1,4 +1,4 @@
-"""Generation through a provider's chat completions, returning what `evaluate.predict.generate` returns, so a
+"""Generation through a provider's chat completions, returning what `tunesmith.generation.generate` returns, so a
 provider model (`ft:gpt-35-turbo-0125:…`, or an Azure deployment) enters the same evaluations and comparisons.
 
     generations = generate_remote("azure-east", "my-ft-deployment", prompts, max_new_tokens=64)
@@ -17,7 +17,8 @@ from typing import Any, Callable, Sequence
 import openai
 
 from tunesmith.conversation import Conversation, Message
-from tunesmith.evaluate.predict import Generation, Prompt
+from tunesmith.generation.prompts import Prompt
+from tunesmith.generation.requests import Generation
 from tunesmith.providers.client import call_with_retries, is_azure, make_client
 from tunesmith.providers.config import ProviderConfig, ProviderError
 
@@ -38,7 +39,7 @@ def generate_remote(
     on_progress: Callable[[int, int], None] | None = None,
     patience_s: float = 300.0,
 ) -> list[Generation]:
-    """One assistant reply per prompt, in the prompts' order (same signature and result as `predict.generate`)."""
+    """One assistant reply per prompt, in the prompts' order (same signature and result as `tunesmith.generation.generate`)."""
     client = provider if isinstance(provider, openai.OpenAI) else make_client(provider)
     params: dict[str, Any] = {"max_tokens": max_new_tokens, "temperature": temperature, "top_p": top_p}
     if stop:

@@ -1,0 +1,122 @@
+"""The running batch's KV cache: rows join (prefilled apart, then merged in) and leave between decode steps.
+
+Layout: `transformers`' DynamicCache, one [rows, heads, time, dim] tensor per layer, every row right-aligned to
+the same physical length with a 2-D attention mask marking its real positions, and explicit position ids per
+row. Positions are rotated into the keys when they are computed, so padding anywhere (left of a short row, or
+between a cached prefix and a tail) changes nothing but the mask: a row's attention sees exactly its own tokens
+at their own positions, as it would alone. Joining pads the shorter side on the left; leaving drops the row and
+then any column no remaining row uses.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
+from transformers.cache_utils import DynamicLayer
+
+
+@dataclass
+class KVState:
+    cache: DynamicCache
+    mask: torch.Tensor  # [rows, time] 1 where a row has a real token
+    positions: torch.Tensor  # [rows] the position id of each row's next token
+
+    @property
+    def rows(self) -> int:
+        return int(self.mask.shape[0])
+
+    @property
+    def length(self) -> int:
+        return int(self.mask.shape[1])
+
+
+def cache_argument(model: Any) -> str:
+    """transformers 5.x names the KV-cache argument `cache`; older releases `past_key_values`."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def plain_layers(cache: Any) -> bool:
+    """Whether every layer is a full-attention DynamicLayer, the only kind whose rows can be moved around.
+
+    A sliding-window layer drops its oldest entries by count, which padding would shift; a recurrent layer has no
+    per-token entries at all.
+    """
+    return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+
+
+def layer_tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def set_layer_tensors(cache: DynamicCache, tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+    for layer, (keys, values) in zip(cache.layers, tensors):
+        layer.keys, layer.values = keys, values
+
+
+def merge(a: KVState | None, b: KVState) -> KVState:
+    """One state holding a's rows then b's, the shorter one padded on the left."""
+    if a is None or a.rows == 0:
+        return b
+    length = max(a.length, b.length)
+
+    def widen(t: torch.Tensor, have: int, dim: int) -> torch.Tensor:
+        if have == length:
+            return t
+        pad = [0, 0] * (t.dim() - 1 - dim) + [length - have, 0]  # F.pad counts dims from the last one
+        return F.pad(t, pad)
+
+    merged = [(torch.cat([widen(ka, a.length, 2), widen(kb, b.length, 2)]),
+               torch.cat([widen(va, a.length, 2), widen(vb, b.length, 2)]))
+              for (ka, va), (kb, vb) in zip(layer_tensors(a.cache), layer_tensors(b.cache))]
+    set_layer_tensors(a.cache, merged)
+    mask = torch.cat([widen(a.mask, a.length, 1), widen(b.mask, b.length, 1)])
+    return KVState(a.cache, mask, torch.cat([a.positions, b.positions]))
+
+
+def keep_rows(state: KVState, keep: list[int]) -> KVState:
+    """A new state with only the rows `keep` (in that order), without the columns none of them uses.
+
+    The old state is left as it was: failure isolation runs single rows on copies and carries on with the rest.
+    """
+    index = torch.tensor(keep, dtype=torch.long, device=state.mask.device)
+    mask = state.mask.index_select(0, index)
+    used = mask.any(dim=0).nonzero()
+    start = int(used[0]) if len(used) else mask.shape[1]
+    tensors = [(k.index_select(0, index)[:, :, start:], v.index_select(0, index)[:, :, start:])
+               for k, v in layer_tensors(state.cache)]
+    return KVState(cache_from(tensors), mask[:, start:], state.positions.index_select(0, index))
+
+
+def cache_from(tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
+    """A DynamicCache holding these per-layer (keys, values) as they are (no copy)."""
+    cache = DynamicCache()
+    for keys, values in tensors:
+        layer = DynamicLayer()
+        layer.lazy_initialization(keys, values)
+        layer.keys, layer.values = keys, values
+        cache.layers.append(layer)
+    return cache
+
+
+def truncate(state: KVState) -> None:
+    """Cut every layer back to the mask's length: a forward that raised may have appended to some layers."""
+    set_layer_tensors(state.cache, [(k[:, :, : state.length], v[:, :, : state.length])
+                                    for k, v in layer_tensors(state.cache)])
+
+
+def row_cache(state: KVState, row: int) -> DynamicCache:
+    """A batch-1 copy of one row's real positions, contiguous from position 0: what a prefix store keeps."""
+    real = state.mask[row].nonzero().squeeze(1)
+    return cache_from([(k[row:row + 1, :, real], v[row:row + 1, :, real]) for k, v in layer_tensors(state.cache)])
+
+
+def repeat_prefix(prefix: DynamicCache, tokens: int, rows: int) -> DynamicCache:
+    """A new cache with the first `tokens` positions of a batch-1 prefix cache, once per row."""
+    return cache_from([(k[:, :, :tokens].expand(rows, -1, -1, -1).contiguous(),
+                        v[:, :, :tokens].expand(rows, -1, -1, -1).contiguous()) for k, v in layer_tensors(prefix)])

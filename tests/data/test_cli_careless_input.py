@@ -325,3 +325,44 @@ def test_repeated_warnings_collapse_into_a_summary_line(tmp_path):
     assert len(issues(report, "short_answer")) == 30  # --json keeps every line
     [summary] = [s for s in report["summary"] if s["code"] == "short_answer"]
     assert summary["count"] == 30 and summary["first_lines"] == [1, 2, 3, 4, 5]
+
+
+# --- random records: every line is an example or an error, never a traceback -----------------------------------
+
+ODD_VALUES = [None, True, 0, 1, 2.5, "", "x", "assistant", "tool", [], ["a"], {}, {"a": 1}, "c",
+              {"name": "f", "arguments": "{}"}, [{"type": "text", "text": "hi"}], [{"type": "image_url"}],
+              [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]]
+MESSAGE_KEYS = ["role", "content", "name", "tool_calls", "tool_call_id", "function_call", "weight", "refusal"]
+
+
+def random_record(rng):
+    def message():
+        m = {"role": rng.choice(["user", "assistant", "tool", "system", "function", "x", None, ["user"]]),
+             "content": rng.choice(["hello there", None, "", 3, [{"type": "text", "text": "t"}], {"a": 1}])}
+        m.update({rng.choice(MESSAGE_KEYS): rng.choice(ODD_VALUES) for _ in range(rng.randint(0, 3))})
+        return m
+
+    kind = rng.random()
+    if kind < 0.6:
+        record = {"messages": [message() for _ in range(rng.randint(0, 5))]}
+        record.update({k: rng.choice(ODD_VALUES) for k in ("tools", "functions") if rng.random() < 0.2})
+        return record
+    if kind < 0.8:
+        return {"conversations": [{"from": rng.choice(["human", "gpt", "function_call", "observation", ["x"], None]),
+                                   "value": rng.choice(ODD_VALUES)} for _ in range(rng.randint(0, 4))]}
+    if kind < 0.9:
+        return {"instruction": rng.choice(ODD_VALUES), "output": rng.choice(ODD_VALUES),
+                "history": rng.choice(ODD_VALUES)}
+    return rng.choice(ODD_VALUES)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_random_records_each_become_an_example_or_an_error(tmp_path, seed):
+    import random
+
+    rng = random.Random(seed)
+    path = jsonl(tmp_path / "random.jsonl", [random_record(rng) for _ in range(60)])
+    for fmt in ("auto", "sharegpt", "alpaca"):
+        _, report = validate(path, "--format", fmt)
+        error_lines = {e["line"] for e in report["errors"] if e["line"] is not None}
+        assert report["n_examples"] + len(error_lines) == 60, fmt

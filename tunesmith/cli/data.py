@@ -113,16 +113,16 @@ def _issue_table(title: str, issues: list[Any], style: str, counts: dict[str, in
             table.add_column(column, overflow="fold", no_wrap=column in ("msg", "code"))
     keep = _ROWS_PER_CODE.get(title, 5)
     shown: dict[tuple[Any, str], int] = {}
+    rows, summaries = [], []  # the summaries go last, so the rows above read in line order
     for i in issues:
         key = (i.file, i.code)
         shown[key] = shown.get(key, 0) + 1
         if shown[key] <= keep:
-            cells = ["" if i.line is None else str(i.line), "" if i.index is None else str(i.index), i.field or "",
-                     f"[{style}]{i.code}[/{style}]", i.message]
+            rows.append((i, ["" if i.line is None else str(i.line), "" if i.index is None else str(i.index),
+                             i.field or "", f"[{style}]{i.code}[/{style}]", i.message]))
         elif shown[key] == keep + 1:
-            cells = _summary_cells(i, issues, counts, keep, style)
-        else:
-            continue
+            summaries.append((i, _summary_cells(i, issues, counts, keep, style)))
+    for i, cells in rows + summaries:
         table.add_row(*(([i.file or "train"] if with_file else []) + cells))
     return table
 

@@ -124,7 +124,8 @@ def test_tsv_and_missing_mapped_column(tmp_path):
     assert conv.messages[0].content == "Hi there"
     with pytest.raises(DataError) as e:
         read_conversations(path, column_map={"prompt": "question", "completion": "a"})
-    assert e.value.line == 2 and e.value.code == "missing_field" and "question" in str(e.value)
+    # said once, on the header's line, not once per row
+    assert e.value.line == 1 and e.value.code == "missing_field" and "question" in str(e.value)
 
 
 @pytest.mark.parametrize("spec", ["prompt=q", "prompt=q,completion=", "answer=a,prompt=q,completion=c", "prompt"])
@@ -175,11 +176,11 @@ def test_writers_round_trip_and_refuse_what_does_not_fit(tmp_path):
         conversation_to_record(multi[0], "prompt-completion")
 
 
-def test_an_unparseable_csv_row_is_reported_not_raised(tmp_path):
-    import csv
-
-    path = tmp_path / "big.csv"
-    path.write_text("prompt,completion\nshort,fine\n" + "x" * (csv.field_size_limit() + 10) + ",too big\n")
+def test_an_unparseable_csv_row_is_reported_and_the_rows_after_it_are_read(tmp_path):
+    path = tmp_path / "cr.csv"
+    path.write_bytes(b"prompt,completion\nshort,fine\nbroken\rcell,x\nlast,row\n")
     items = list(iter_records(path))
     assert items[0] == (2, {"prompt": "short", "completion": "fine"})
     assert isinstance(items[1][1], Issue) and items[1][1].code == "invalid_csv" and items[1][0] == 3
+    assert "carriage return" in items[1][1].message
+    assert items[2] == (4, {"prompt": "last", "completion": "row"})

@@ -35,8 +35,12 @@ def _column_map(columns: str | None) -> dict[str, str] | None:
 
 
 def _require_file(path: Path) -> None:
-    if not path.is_file():
-        raise _fail(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
+    from tunesmith.data.formats import DataError, require_readable_file
+
+    try:
+        require_readable_file(path)
+    except DataError as e:
+        raise _fail(str(e))
 
 
 @data_app.command("validate")
@@ -84,7 +88,7 @@ def _print_report(report: Any, model: str | None) -> None:
     console.print(f"[bold]{report.path}[/bold]: {report.format} format, {report.n_examples:,} valid examples")
     for title, issues, style in (("errors", report.errors, "red"), ("warnings", report.warnings, "yellow")):
         if issues:
-            console.print(_issue_table(title, issues, style))
+            console.print(_issue_table(title, issues, style, report.counts))
     _print_stats(report.stats, model)
     listed = len(report.errors) + len(report.warnings)
     if sum(report.counts.values()) > listed:
@@ -97,16 +101,42 @@ def _print_report(report: Any, model: str | None) -> None:
         console.print(f"[red]✗ {n_errors:,} error(s)[/red], {len(report.warnings):,} warning(s)")
 
 
-def _issue_table(title: str, issues: list[Any], style: str) -> Table:
+# Rows shown per code before the rest of that code becomes one summary row (--json lists every issue).
+_ROWS_PER_CODE = {"errors": 5, "warnings": 2}
+
+
+def _issue_table(title: str, issues: list[Any], style: str, counts: dict[str, int]) -> Table:
     table = Table(title=f"{len(issues):,} {title}", title_style=style, show_lines=False)
+    with_file = any(i.file for i in issues)
     for column in ("file", "line", "msg", "field", "code", "message"):
-        if column != "file" or any(i.file for i in issues):
-            table.add_column(column, overflow="fold", no_wrap=column in ("line", "msg", "code"))
+        if column != "file" or with_file:
+            table.add_column(column, overflow="fold", no_wrap=column in ("msg", "code"))
+    keep = _ROWS_PER_CODE.get(title, 5)
+    shown: dict[tuple[Any, str], int] = {}
+    rows, summaries = [], []  # the summaries go last, so the rows above read in line order
     for i in issues:
-        cells = ["" if i.line is None else str(i.line), "" if i.index is None else str(i.index), i.field or "",
-                 f"[{style}]{i.code}[/{style}]", i.message]
-        table.add_row(*(([i.file or "train"] if any(x.file for x in issues) else []) + cells))
+        key = (i.file, i.code)
+        shown[key] = shown.get(key, 0) + 1
+        if shown[key] <= keep:
+            rows.append((i, ["" if i.line is None else str(i.line), "" if i.index is None else str(i.index),
+                             i.field or "", f"[{style}]{i.code}[/{style}]", i.message]))
+        elif shown[key] == keep + 1:
+            summaries.append((i, _summary_cells(i, issues, counts, keep, style)))
+    for i, cells in rows + summaries:
+        table.add_row(*(([i.file or "train"] if with_file else []) + cells))
     return table
+
+
+def _summary_cells(first: Any, issues: list[Any], counts: dict[str, int], keep: int, style: str) -> list[str]:
+    """One row for the rest of a code's issues: how many, and the first few lines."""
+    from tunesmith.data.schema import CODES
+
+    rest = [i for i in issues if (i.file, i.code) == (first.file, first.code)][keep:]
+    total = len(rest) if first.file else counts.get(first.code, keep + len(rest)) - keep
+    lines = list(dict.fromkeys(str(i.line) for i in rest if i.line is not None))
+    where = ", ".join(lines[:5]) + (", …" if len(lines) > 5 else "")
+    return [where, "", "", f"[{style}]{first.code}[/{style}]",
+            f"… and {total:,} more: {CODES[first.code][1]} (--json lists each)"]
 
 
 def _print_stats(stats: dict[str, Any], model: str | None) -> None:

@@ -59,7 +59,8 @@ def duplicate_of(conversations: list[Conversation], near: bool = True,
         first_normal.setdefault(fp.normalized, i)
     if near and prints:
         signatures = np.stack([fp.signature for fp in prints])
-        for i, (j, sim) in near_duplicate_pairs(signatures, threshold).items():
+        system_signatures = np.stack([fp.system_signature for fp in prints])
+        for i, (j, sim) in near_duplicate_pairs(signatures, threshold, system_signatures).items():
             found.setdefault(i, (j, f"near ({sim:.0%})"))
     return found
 

@@ -1,7 +1,10 @@
 """Small fingerprints of an example, so duplicate detection keeps hashes, never examples.
 
 Three 64-bit hashes (exact content, content after normalising case/whitespace/punctuation, and the prompt
-alone) plus a 32-value MinHash signature over word bigrams for near-duplicates (Jaccard similarity).
+alone) plus two 32-value MinHash signatures over word bigrams for near-duplicates (Jaccard similarity): one of
+the turns that vary (user, assistant, tool) and one of the system prompt. Two examples are near duplicates
+when both are similar: a long system prompt most of a file shares (a database schema, a policy) would
+otherwise make every pair look alike.
 All hashes are stable across processes (no Python `hash`), so splits and reports are reproducible.
 """
 
@@ -36,7 +39,8 @@ class Fingerprint:
     exact: int  # canonical JSON of the example
     normalized: int  # every message's text, normalised
     prompt: int  # the normalised text before the last assistant turn
-    signature: np.ndarray  # (N_PERMUTATIONS,) uint32 MinHash of word bigrams
+    signature: np.ndarray  # (N_PERMUTATIONS,) uint32 MinHash of the non-system turns' word bigrams
+    system_signature: np.ndarray  # the same of the system prompt (of "" when there is none)
 
 
 def normalize_text(text: str) -> str:
@@ -63,7 +67,10 @@ def fingerprint(conversation: Conversation) -> Fingerprint:
     last = conversation.last_assistant_index()
     prompt = " ".join(parts[:last]) if last is not None else normalized
     exact = json.dumps(conversation.to_openai(), sort_keys=True, ensure_ascii=False)
-    return Fingerprint(hash64(exact), hash64(normalized), hash64(prompt), minhash_signature(normalized))
+    system = " ".join(p for p, m in zip(parts, conversation.messages) if m.role == "system")
+    varying = " ".join(p for p, m in zip(parts, conversation.messages) if m.role != "system")
+    return Fingerprint(hash64(exact), hash64(normalized), hash64(prompt), minhash_signature(varying),
+                       minhash_signature(system))
 
 
 def minhash_signature(normalized: str) -> np.ndarray:
@@ -116,16 +123,21 @@ def _powers(n: int) -> tuple[np.ndarray, np.ndarray]:
     return _power_cache[0], _power_cache[1]
 
 
-def near_duplicate_pairs(signatures: np.ndarray, threshold: float = NEAR_THRESHOLD) -> dict[int, tuple[int, float]]:
+def near_duplicate_pairs(signatures: np.ndarray, threshold: float = NEAR_THRESHOLD,
+                         system_signatures: np.ndarray | None = None) -> dict[int, tuple[int, float]]:
     """For each example (row) that nearly repeats an earlier one: {later row: (earliest such row, similarity)}.
+    With `system_signatures`, the system prompts must be similar too (the similarity reported is that of
+    `signatures`, the turns that vary).
 
     LSH banding keeps it near-linear: only rows sharing a whole band of the signature are compared."""
     n = len(signatures)
+    if system_signatures is not None:  # compared side by side: each half must pass the threshold
+        signatures = np.hstack([signatures, system_signatures])
     found: dict[int, tuple[int, float]] = {}
     if n < 2:
         return found
     for band in range(BANDS):
-        chunk = np.ascontiguousarray(signatures[:, band * ROWS:(band + 1) * ROWS])
+        chunk = np.ascontiguousarray(signatures[:, band * ROWS:(band + 1) * ROWS])  # bands of the varying turns
         keys = chunk.view(np.dtype((np.void, chunk.dtype.itemsize * ROWS))).ravel()
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
@@ -147,8 +159,10 @@ def _match_bucket(signatures: np.ndarray, rows: np.ndarray, threshold: float,
     rep_signatures = signatures[reps]
     for start in range(0, len(rows), _CHUNK):  # chunks bound the (rows × reps × 32) comparison in memory
         chunk = rows[start:start + _CHUNK]
-        sims = (signatures[chunk][:, None, :] == rep_signatures[None, :, :]).mean(axis=2)
-        match = (sims >= threshold) & (reps[None, :] < chunk[:, None])
+        equal = (signatures[chunk][:, None, :] == rep_signatures[None, :, :]).reshape(
+            len(chunk), len(reps), -1, N_PERMUTATIONS).mean(axis=3)  # (rows, reps, parts)
+        sims = equal[:, :, 0]
+        match = (equal >= threshold).all(axis=2) & (reps[None, :] < chunk[:, None])
         best = match.argmax(axis=1)  # reps are in file order: the first match is the earliest row
         for k in np.flatnonzero(match.any(axis=1)):
             row, rep = int(chunk[k]), int(reps[best[k]])

@@ -8,15 +8,18 @@ Each non-chat record is first turned into an OpenAI chat example, so one schema 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
+import re
+import stat
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
 from tunesmith.conversation import Conversation, Message
-from tunesmith.data.schema import Issue, RecordError, chat_example_issues
+from tunesmith.data.csv_rows import iter_csv_rows
+from tunesmith.data.schema import Issue, RecordError, chat_example_issues, not_an_object_message, present_fields
+from tunesmith.data.sniff import json_layout, whole_file_problem
 
 FORMATS = ("chat", "prompt-completion", "alpaca", "sharegpt", "csv")
 WRITABLE_FORMATS = ("chat", "prompt-completion", "alpaca", "sharegpt")
@@ -96,16 +99,39 @@ def format_of_record(record: dict[str, Any]) -> str:
     return "chat"
 
 
-def iter_records(path: Path | str, fmt: str = "auto") -> Iterator[tuple[int, Any]]:
+def require_readable_file(path: Path | str) -> None:
+    """Raise DataError unless `path` is a regular file this process may read (one line, no traceback)."""
+    path = Path(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise DataError(path, None, "not a file (a directory?)")
+        open(path, "rb").close()
+    except FileNotFoundError:
+        raise DataError(path, None, "no such file") from None
+    except OSError as e:  # PermissionError above all: running as another user, or chmod 000
+        raise DataError(path, None, f"cannot be read: {e.strerror or e}") from None
+
+
+def iter_records(path: Path | str, fmt: str = "auto") -> Iterator[tuple[int | None, Any]]:
     """Stream `(line, record)` from a file: a parsed JSON value (a dict, for CSV), or an `Issue` when the line
-    cannot be read (invalid_json, invalid_csv, not_utf8, blank_line). Memory stays flat for JSONL and CSV."""
+    cannot be read (invalid_json, invalid_csv, not_utf8, invalid_unicode, blank_line). A file that is not
+    text at all (gzip, UTF-16, pretty-printed JSON) gives one `(None, Issue)` instead of one per line.
+    Memory stays flat for JSONL and CSV."""
     path = Path(path)
     fmt = normalize_format(fmt)
     if fmt == "auto":
         fmt = "csv" if path.suffix.lower() in (".csv", ".tsv") else "chat"
+    problem = whole_file_problem(path)
+    if problem is not None:
+        yield None, problem
+        return
     if fmt == "csv":
-        yield from _iter_csv(path, "\t" if path.suffix.lower() == ".tsv" else ",")
-    elif _starts_with_array(path):
+        yield from iter_csv_rows(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+        return
+    layout, problem = json_layout(path)
+    if problem is not None:
+        yield None, problem
+    elif layout == "array":
         yield from _iter_json_array(path)
     else:
         yield from _iter_jsonl(path)
@@ -125,79 +151,103 @@ def _iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
             if not text.strip():
                 yield line_no, Issue(line_no, "blank_line", "empty line (skipped)")
                 continue
+            yield line_no, _parsed_line(text.rstrip("\r\n"), line_no)  # rstrip: an error at the end keeps its column
+
+
+def _parsed_line(text: str, line: int) -> Any:
+    """The JSON value of one line, or the Issue that says why it is not one."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        return Issue(line, "invalid_json", f"invalid JSON at column {e.colno}: {e.msg}", column=e.colno)
+    except (ValueError, RecursionError) as e:  # a 5,000-digit number, or arrays nested thousands deep
+        return Issue(line, "invalid_json", f"invalid JSON: {_short(e)}")
+    return _unicode_issue(value, text, line) or value
+
+
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _unicode_issue(value: Any, text: str, line: int) -> Issue | None:
+    """An issue when a string in `value` holds a lone surrogate: only a `\ud800`-style escape makes one (the
+    bytes were valid UTF-8), and nothing downstream can encode it."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return None
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, dict):
+            stack += [(f"{where}.{k}" if where else str(k), v) for k, v in item.items()]
+        elif isinstance(item, list):
+            stack += [(f"{where}[{k}]", v) for k, v in enumerate(item)]
+        elif isinstance(item, str) and not item.isascii():
             try:
-                yield line_no, json.loads(text.rstrip("\r\n"))  # so an error at the end keeps its column
-            except json.JSONDecodeError as e:
-                yield line_no, Issue(line_no, "invalid_json", f"invalid JSON at column {e.colno}: {e.msg}",
-                                     column=e.colno)
+                item.encode("utf-8")
+            except UnicodeEncodeError as e:
+                return Issue(line, "invalid_unicode", f"{where or 'the value'} holds a lone surrogate escape "
+                             f"(\\u{ord(item[e.start]):04x}), half of a UTF-16 pair with no other half: it is "
+                             "not a character; remove it or write the whole character", field=where or None)
+    return None
 
 
-def _starts_with_array(path: Path) -> bool:
-    with open(path, "rb") as f:
-        head = f.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
-    return head.startswith(b"[")
+def _short(e: BaseException) -> str:
+    text = str(e) or type(e).__name__
+    return "nested too deeply" if isinstance(e, RecursionError) else text[:200]
 
 
 def _iter_json_array(path: Path) -> Iterator[tuple[int, Any]]:
-    """Records of a JSON array file, each with the line it starts on (the whole file is in memory)."""
+    """Records of a JSON array file, each with the line it starts on (the whole file is in memory). Anything
+    after the array's end is reported, never dropped in silence."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         line = raw.count(b"\n", 0, e.start) + 1
-        yield line, Issue(line, "not_utf8", f"byte at offset {e.start} is not valid UTF-8", column=e.start + 1)
+        yield line, Issue(line, "not_utf8", f"byte at offset {e.start} is not valid UTF-8 (the array is not read)",
+                          column=e.start + 1)
         return
     decoder = json.JSONDecoder()
     pos, line = text.index("[") + 1, text.count("\n", 0, text.index("[")) + 1
     while True:
         start = _skip_blank(text, pos)
         line += text.count("\n", pos, start)
-        if start >= len(text) or text[start] == "]":
+        if start >= len(text):
+            yield line, Issue(line, "invalid_json", "the JSON array is never closed with `]` (a truncated file?)")
             return
+        if text[start] == "]":
+            break
         try:
             record, end = decoder.raw_decode(text, start)
         except json.JSONDecodeError as e:
             yield e.lineno, Issue(e.lineno, "invalid_json", f"invalid JSON at column {e.colno}: {e.msg} "
                                   "(the rest of the array is not read)", column=e.colno)
             return
-        yield line, record
+        except (ValueError, RecursionError) as e:
+            yield line, Issue(line, "invalid_json", f"invalid JSON: {_short(e)} (the rest of the array is not read)")
+            return
+        yield line, _unicode_issue(record, text[start:end], line) or record
         line += text.count("\n", start, end)
-        pos = _skip_blank(text, end)
-        if pos < len(text) and text[pos] == ",":
-            pos += 1
+        pos = comma = _skip_blank(text, end)
+        if comma < len(text) and text[comma] == ",":
+            line, pos = line + text.count("\n", end, comma), comma + 1
+        else:
+            pos = end  # the next turn counts the newlines from here
+    yield from _after_array(text, start + 1, line)
+
+
+def _after_array(text: str, pos: int, line: int) -> Iterator[tuple[int, Issue]]:
+    after = _skip_blank(text, pos)
+    if after < len(text):
+        first = line + text.count("\n", pos, after)
+        last = first + text.count("\n", after, len(text.rstrip()))
+        yield first, Issue(first, "data_after_array", f"the JSON array ends on line {line}, but lines {first}-{last} "
+                           "hold more (not read): a file is either one JSON array or JSONL, one example per line")
 
 
 def _skip_blank(text: str, pos: int) -> int:
     while pos < len(text) and text[pos] in " \t\r\n":
         pos += 1
     return pos
-
-
-def _iter_csv(path: Path, delimiter: str) -> Iterator[tuple[int, Any]]:
-    problems: list[Issue] = []
-
-    def decoded_lines() -> Iterator[str]:
-        with open(path, "rb") as f:
-            for line_no, raw in enumerate(f, 1):
-                try:
-                    yield raw.decode("utf-8-sig" if line_no == 1 else "utf-8")
-                except UnicodeDecodeError as e:
-                    problems.append(Issue(line_no, "not_utf8", f"byte at column {e.start + 1} is not valid UTF-8",
-                                          column=e.start + 1))
-                    yield raw.decode("utf-8", errors="replace")
-
-    reader = csv.DictReader(decoded_lines(), delimiter=delimiter)
-    start = 2  # the header is line 1
-    try:
-        for row in reader:
-            line, start = start, reader.line_num + 1
-            if problems:  # a line of this row was not UTF-8
-                yield line, problems[0]
-                problems.clear()
-                continue
-            yield line, row
-    except csv.Error as e:
-        yield start, Issue(start, "invalid_csv", f"unreadable CSV from here on: {e}")
 
 
 # --- records -> chat examples -> Conversations -----------------------------------------------------------------
@@ -209,7 +259,7 @@ def to_chat_example(record: Any, fmt: str, column_map: dict[str, str] | None = N
     if fmt == "chat":
         return record
     if not isinstance(record, dict):
-        raise RecordError("data_type", f"expected a JSON object, got {type(record).__name__}")
+        raise RecordError("data_type", not_an_object_message(record))
     if fmt == "prompt-completion":
         return _single_turn(None, _text_field(record, "prompt"), _text_field(record, "completion"))
     if fmt == "alpaca":
@@ -264,7 +314,7 @@ def _sharegpt_example(record: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(turn, dict):
             raise RecordError("data_type", f"turn {i} is not an object", field=f"conversations[{i}]", index=i)
         sender, value = turn.get("from", turn.get("role")), turn.get("value", turn.get("content"))
-        if sender not in _SHAREGPT_ROLES:
+        if not isinstance(sender, str) or sender not in _SHAREGPT_ROLES:  # str first: a list is unhashable
             raise RecordError("unrecognized_role", f"turn {i} is from {sender!r}; expected one of "
                               + ", ".join(_SHAREGPT_ROLES), field=f"conversations[{i}].from", index=i)
         message: dict[str, Any] = {"role": _SHAREGPT_ROLES[sender], "content": value}
@@ -305,27 +355,37 @@ def _sharegpt_call(value: Any, call_id: str, i: int) -> dict[str, Any]:
                          "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}}
 
 
+def csv_columns(header: Iterable[Any], column_map: dict[str, str] | None) -> dict[str, str]:
+    """The mapping from targets (prompt, completion, system) to the header's columns: `column_map` checked
+    against the header, or the well-known names. Raises RecordError naming what is missing."""
+    names = [name for name in header if name is not None]
+    if column_map is None:
+        return _default_column_map(names)
+    for column in column_map.values():
+        if column not in names:
+            raise RecordError("missing_field", f"no column {column!r} (the header has: {', '.join(names)})",
+                              field=column)
+    return column_map
+
+
 def _csv_example(row: dict[str, Any], column_map: dict[str, str] | None) -> dict[str, Any]:
-    if None in row:  # DictReader files surplus cells under None
+    if None in row:  # surplus cells are filed under None
         raise RecordError("data_type", f"the row has {len(row) - 1 + len(row[None])} cells but the header names "
                           f"{len(row) - 1}")
-    mapping = column_map or _default_column_map(row)
+    mapping = csv_columns(row, column_map)
     values = {}
     for target in CSV_TARGETS:
         column = mapping.get(target)
         if column is None:
             continue
-        if column not in row:
-            raise RecordError("missing_field", f"no column {column!r} (the header has: {', '.join(row)})",
-                              field=column)
         if row[column] is None:
             raise RecordError("missing_field", f"the row ends before column {column!r}", field=column)
         values[target] = row[column]
     return _single_turn(values.get("system") or None, values.get("prompt", ""), values.get("completion", ""))
 
 
-def _default_column_map(row: dict[str, Any]) -> dict[str, str]:
-    lowered = {name.strip().lower(): name for name in row if name is not None}
+def _default_column_map(names: list[str]) -> dict[str, str]:
+    lowered = {name.strip().lower(): name for name in names}
     mapping = {}
     for target, candidates in _CSV_DEFAULTS.items():
         found = next((lowered[c] for c in candidates if c in lowered), None)
@@ -343,7 +403,7 @@ def conversation_from_chat(example: dict[str, Any]) -> Conversation:
     `function_call` / `function` role turned into tool calls."""
     messages, legacy_ids = [], {}
     for i, raw in enumerate(example["messages"]):
-        d = dict(raw)
+        d = present_fields(raw)
         if isinstance(d.get("content"), list):
             d["content"] = "".join(part["text"] for part in d["content"])
         if d.get("function_call"):
@@ -356,7 +416,10 @@ def conversation_from_chat(example: dict[str, Any]) -> Conversation:
         if d["role"] == "function":
             d["role"], d["tool_call_id"] = "tool", legacy_ids.get(d.get("name"), f"call_{i}")
         messages.append(Message.from_openai(d))
-    return Conversation(messages=messages, tools=example.get("tools"))
+    tools = example.get("tools")
+    if not tools and example.get("functions"):  # the legacy function-calling format: its functions are tools
+        tools = [{"type": "function", "function": f} for f in example["functions"]]
+    return Conversation(messages=messages, tools=tools)
 
 
 def read_conversations(path: Path | str, fmt: str = "auto",
@@ -366,23 +429,40 @@ def read_conversations(path: Path | str, fmt: str = "auto",
     return [conversation for _, conversation in iter_numbered_conversations(path, fmt, column_map)]
 
 
-def iter_numbered_conversations(path: Path | str, fmt: str = "auto",
-                       column_map: dict[str, str] | None = None) -> Iterator[tuple[int, Conversation]]:
-    """Stream `(line, Conversation)` from a data file; raises DataError at the first bad record."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, None, "no such file")
-    fmt = normalize_format(fmt)
-    fmt = detect_format(path) if fmt == "auto" else fmt
+def iter_examples(path: Path | str, fmt: str, column_map: dict[str, str] | None = None
+                  ) -> Iterator[tuple[int | None, Any]]:
+    """Stream `(line, chat example)` for each record of a file of format `fmt` (not "auto"), or `(line, Issue)`
+    for one that cannot be read or converted. A CSV whose header lacks a mapped column is said once, not
+    once per row. The chat schema (`chat_example_issues`) is left to the caller."""
+    mapping: dict[str, str] | None = None
     for line, record in iter_records(path, fmt):
         if isinstance(record, Issue):
-            if record.severity == "error":
-                raise DataError(path, line, record.message, record.field, record.code)
+            yield line, record
             continue
+        if fmt == "csv" and mapping is None:
+            try:
+                mapping = csv_columns(record, column_map)
+            except RecordError as e:
+                yield 1, Issue(1, e.code, f"{e.message}; no row can be read", field=e.field)
+                return
         try:
-            example = to_chat_example(record, fmt, column_map)
+            yield line, to_chat_example(record, fmt, mapping)
         except RecordError as e:
-            raise DataError(path, line, e.message, e.field, e.code) from None
+            yield line, Issue(line, e.code, e.message, e.index, e.field)
+
+
+def iter_numbered_conversations(path: Path | str, fmt: str = "auto",
+                                column_map: dict[str, str] | None = None) -> Iterator[tuple[int, Conversation]]:
+    """Stream `(line, Conversation)` from a data file; raises DataError at the first bad record."""
+    path = Path(path)
+    require_readable_file(path)
+    fmt = normalize_format(fmt)
+    fmt = detect_format(path) if fmt == "auto" else fmt
+    for line, example in iter_examples(path, fmt, column_map):
+        if isinstance(example, Issue):
+            if example.severity == "error":
+                raise DataError(path, line, example.message, example.field, example.code)
+            continue
         errors = [i for i in chat_example_issues(example, line) if i.severity == "error"]
         if errors:
             raise DataError(path, line, errors[0].message, errors[0].field, errors[0].code)

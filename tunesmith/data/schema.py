@@ -27,7 +27,11 @@ CODES: dict[str, tuple[str, str]] = {
     # Ours: reading the file.
     "invalid_json": (ERROR, "the line is not valid JSON"),
     "not_utf8": (ERROR, "the line is not valid UTF-8"),
-    "invalid_csv": (ERROR, "the CSV cannot be parsed from this row on (e.g. a field over the size limit)"),
+    "invalid_csv": (ERROR, "a CSV row that cannot be parsed (e.g. a quote that is never closed)"),
+    "invalid_unicode": (ERROR, "a string holds a lone surrogate escape (e.g. \"\\ud800\"), which is not a character"),
+    "binary_file": (ERROR, "the file is compressed or binary (gzip, zip, an Excel workbook), not text"),
+    "not_jsonl": (ERROR, "the file is pretty-printed JSON (objects over several lines), not one object per line"),
+    "data_after_array": (ERROR, "the file holds more after its JSON array ends (the rest is not read)"),
     "empty_file": (ERROR, "the file holds no examples"),
     "missing_field": (ERROR, "a field the input format requires is missing (prompt, completion, instruction, ...)"),
     "unsupported_content": (ERROR, "content parts other than text (images, audio) cannot train a local model"),
@@ -45,6 +49,7 @@ CODES: dict[str, tuple[str, str]] = {
     "chat_template_error": (ERROR, "the model's chat template cannot render the example"),
     # Warnings.
     "blank_line": (WARNING, "an empty line (skipped)"),
+    "csv_delimiter": (WARNING, "the CSV is separated by semicolons or tabs, not commas (read as such)"),
     "example_unrecognized_key": (WARNING, "a top-level key outside messages, tools, parallel_tool_calls, functions"),
     "missing_system_message": (WARNING, "examples without a system message"),
     "missing_user_message": (WARNING, "an example without a user message"),
@@ -63,6 +68,9 @@ CODES: dict[str, tuple[str, str]] = {
 ROLES = ("system", "user", "assistant", "tool", "function")
 MESSAGE_KEYS = ("role", "content", "name", "tool_calls", "tool_call_id", "function_call", "weight")
 EXAMPLE_KEYS = ("messages", "tools", "parallel_tool_calls", "functions")
+# Optional message fields OpenAI's schema lets be null: the SDK's `message.model_dump()` writes them all.
+# A null one means "absent"; `refusal`, `audio` and `annotations` are only accepted when null (or empty).
+NULLABLE_KEYS = ("name", "tool_calls", "tool_call_id", "function_call", "refusal", "audio", "annotations")
 
 
 @dataclass
@@ -96,7 +104,7 @@ class RecordError(Exception):
 def chat_example_issues(example: Any, line: int | None) -> list[Issue]:
     """Every structural problem of one OpenAI chat example (errors and warnings, in message order)."""
     if not isinstance(example, dict):
-        return [Issue(line, "data_type", f"expected a JSON object, got {_json_type(example)}")]
+        return [Issue(line, "data_type", not_an_object_message(example))]
     issues: list[Issue] = []
     for key in example:
         if key not in EXAMPLE_KEYS:
@@ -106,6 +114,7 @@ def chat_example_issues(example: Any, line: int | None) -> list[Issue]:
         what = "missing" if messages is None else "empty" if messages == [] else f"{_json_type(messages)}, not a list"
         return issues + [Issue(line, "missing_messages_list", f"`messages` is {what}", field="messages")]
     issues += _tools_issues(example.get("tools"), line)
+    issues += _legacy_example_issues(example, line)
     call_ids: set[str] = set()
     for i, message in enumerate(messages):
         issues += _message_issues(message, i, line, call_ids)
@@ -129,6 +138,7 @@ def _message_issues(message: Any, i: int, line: int | None, call_ids: set[str]) 
     where = f"messages[{i}]"
     if not isinstance(message, dict):
         return [Issue(line, "data_type", f"message {i} is {_json_type(message)}, not an object", i, where)]
+    message = present_fields(message)
     issues = [
         Issue(line, "message_unrecognized_key", f"message {i} has unexpected key {key!r}", i, f"{where}.{key}")
         for key in message
@@ -146,19 +156,56 @@ def _message_issues(message: Any, i: int, line: int | None, call_ids: set[str]) 
         why = "only assistant messages carry a weight" if role != "assistant" else "weight must be 0 or 1"
         issues.append(Issue(line, "invalid_weight", f"message {i}: {why}, got {message['weight']!r}", i,
                             f"{where}.weight"))
+    if "name" in message and not isinstance(message["name"], str):
+        issues.append(Issue(line, "data_type", f"message {i}: `name` must be text, got {_json_type(message['name'])}",
+                            i, f"{where}.name"))
     if "tool_calls" in message:
         issues += _tool_calls_issues(message["tool_calls"], role, i, line, call_ids)
-    if isinstance(message.get("function_call"), dict):
-        call_ids.add(f"function:{message['function_call'].get('name')}")
+    if "function_call" in message:
+        problem = _function_call_problem(message["function_call"])
+        if problem:
+            issues.append(Issue(line, "invalid_tool_calls", f"message {i}: {problem}", i, f"{where}.function_call"))
     if role == "tool":
         call_id = message.get("tool_call_id")
         if call_id is None:
             issues.append(Issue(line, "message_missing_key", f"tool message {i} has no `tool_call_id`", i,
                                 f"{where}.tool_call_id"))
+        elif not isinstance(call_id, str):  # checked before the set lookup: a list or object is unhashable
+            issues.append(Issue(line, "data_type", f"tool message {i}: `tool_call_id` must be text, got "
+                                f"{_json_type(call_id)}", i, f"{where}.tool_call_id"))
         elif call_id not in call_ids:
             issues.append(Issue(line, "tool_message_without_call",
                                 f"tool message {i} answers tool_call_id {call_id!r}, which no earlier assistant "
                                 "message called", i, f"{where}.tool_call_id"))
+    return issues
+
+
+def present_fields(message: dict[str, Any]) -> dict[str, Any]:
+    """The message without the optional fields that are null (or, for `annotations`, empty)."""
+    return {k: v for k, v in message.items()
+            if not (k in NULLABLE_KEYS and (v is None or (k == "annotations" and v == [])))}
+
+
+def _function_call_problem(call: Any) -> str | None:
+    """The legacy `function_call: {name, arguments}` of an assistant message."""
+    if not isinstance(call, dict) or not isinstance(call.get("name"), str) or not call["name"]:
+        return "function_call must be {\"name\": text, \"arguments\": JSON text}"
+    if not isinstance(call.get("arguments", "{}"), (str, dict)):
+        return f"function_call.arguments must be JSON text, got {_json_type(call['arguments'])}"
+    return None
+
+
+def _legacy_example_issues(example: dict[str, Any], line: int | None) -> list[Issue]:
+    """`parallel_tool_calls` and the legacy `functions` list (read as tools)."""
+    issues = []
+    if "parallel_tool_calls" in example and not isinstance(example["parallel_tool_calls"], bool):
+        issues.append(Issue(line, "data_type", "`parallel_tool_calls` must be true or false",
+                            field="parallel_tool_calls"))
+    functions = example.get("functions")
+    if functions is not None and (not isinstance(functions, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("name"), str) for f in functions)):
+        issues.append(Issue(line, "invalid_tools", "`functions` must be a list of {name, parameters, ...}",
+                            field="functions"))
     return issues
 
 
@@ -233,6 +280,17 @@ def _tools_issues(tools: Any, line: int | None) -> list[Issue]:
             return [Issue(line, "invalid_tools", f"tool {k} is not {{type: function, function: {{name, ...}}}}",
                           field=f"tools[{k}]")]
     return []
+
+
+def not_an_object_message(record: Any) -> str:
+    """Why a record that is not a JSON object is refused, and what to write instead."""
+    if isinstance(record, list) and record and all(isinstance(m, dict) and "role" in m for m in record):
+        return ("a bare list of messages: each line must be one object, {\"messages\": [...]}, "
+                "as OpenAI's chat format has it")
+    if isinstance(record, list):
+        return ("a JSON array on one line: in JSONL each line holds one example object (a file that is one "
+                "JSON array must hold nothing after it)")
+    return f"expected a JSON object, got {_json_type(record)}"
 
 
 def _json_type(value: Any) -> str:

@@ -19,14 +19,13 @@ import numpy as np
 from tunesmith.conversation import Conversation
 from tunesmith.data.fingerprint import N_PERMUTATIONS, fingerprint, near_duplicate_pairs
 from tunesmith.data.formats import (
-    DataError,
     conversation_from_chat,
     detect_format,
-    iter_records,
+    iter_examples,
     normalize_format,
-    to_chat_example,
+    require_readable_file,
 )
-from tunesmith.data.schema import ERROR, Issue, RecordError, chat_example_issues
+from tunesmith.data.schema import CODES, ERROR, Issue, chat_example_issues
 from tunesmith.data.stats import StatsAccumulator, count_example_tokens
 
 MIN_EXAMPLES = 10  # OpenAI rejects a training file with fewer
@@ -34,6 +33,7 @@ RECOMMENDED_EXAMPLES = 50  # "clear improvements from 50 to 100 examples"
 SHORT_ANSWER_CHARS = 3
 LONG_ANSWER_CHARS = 10_000  # the legacy OpenAI validator's "long example" bound
 MAX_ISSUES_PER_CODE = 1000  # beyond this, issues are counted, not listed
+SUMMARY_LINES = 5  # line numbers a summary names per code
 
 # What looks like personal data or a secret: (code, kind, literal hints, pattern). A pattern runs only on
 # text holding one of its hints, since Python's re scans every position and this runs on every message.
@@ -70,7 +70,18 @@ class ValidationReport:
     def to_dict(self) -> dict[str, Any]:
         return {"ok": self.ok, "n_examples": self.n_examples, "errors": [i.to_dict() for i in self.errors],
                 "warnings": [i.to_dict() for i in self.warnings], "stats": self.stats,
-                "counts": self.counts, "path": self.path, "format": self.format}
+                "counts": self.counts, "summary": self.summary(), "path": self.path, "format": self.format}
+
+    def summary(self, n_lines: int = SUMMARY_LINES) -> list[dict[str, Any]]:
+        """One entry per code, errors first: how many (listed or not), the first few lines, what it means."""
+        out = []
+        for issues in (self.errors, self.warnings):
+            for code in dict.fromkeys(i.code for i in issues):
+                of_code = [i for i in issues if i.code == code]
+                lines = list(dict.fromkeys(i.line for i in of_code if i.line is not None))[:n_lines]
+                out.append({"code": code, "severity": CODES[code][0], "count": self.counts.get(code, len(of_code)),
+                            "first_lines": lines, "description": CODES[code][1]})
+        return out
 
 
 class _IssueLog:
@@ -95,6 +106,7 @@ class _Scan:
     normalized: array = field(default_factory=lambda: array("Q"))
     prompt: array = field(default_factory=lambda: array("Q"))
     signatures: array = field(default_factory=lambda: array("I"))
+    system_signatures: array = field(default_factory=lambda: array("I"))
     no_system: array = field(default_factory=lambda: array("I"))  # lines of examples without a system message
     stats: StatsAccumulator = field(default_factory=StatsAccumulator)
     n_records: int = 0  # non-blank lines/rows, readable or not
@@ -113,9 +125,9 @@ def validate_file(path: Path | str, *, model: str | None = None, validation: Pat
     Token limits are checked only when a `model` (catalog id, hub id, path) or a `tokenizer` is given:
     examples are rendered with the model's chat template and counted with its tokenizer."""
     path = Path(path)
-    _require_file(path)
+    require_readable_file(path)
     if validation is not None:
-        _require_file(Path(validation))
+        require_readable_file(validation)
     log = _IssueLog(max_issues_per_code)
     tokenizer, context_length = _resolve_tokenizer(model, tokenizer, context_length, log)
     fmt = normalize_format(fmt)
@@ -145,13 +157,6 @@ def validate_file(path: Path | str, *, model: str | None = None, validation: Pat
     )
 
 
-def _require_file(path: Path) -> None:
-    if not path.exists():
-        raise DataError(path, None, "no such file")
-    if not path.is_file():
-        raise DataError(path, None, "not a file")
-
-
 def _resolve_tokenizer(model: str | None, tokenizer: Any, context_length: int | None,
                        log: _IssueLog) -> tuple[Any, int | None]:
     """The tokenizer and context limit to count with: given ones win; else the model's (weights not loaded)."""
@@ -175,14 +180,14 @@ def _scan_file(path: Path, fmt: str, column_map: dict[str, str] | None, tokenize
                context_length: int | None, log: _IssueLog, label: str | None) -> _Scan:
     fmt = detect_format(path) if fmt == "auto" else fmt
     scan = _Scan(fmt)
-    for line, record in iter_records(path, fmt):
-        if isinstance(record, Issue):
-            record.file = label
-            log.add(record)
-            scan.n_records += record.code != "blank_line"
+    for line, example in iter_examples(path, fmt, column_map):
+        if isinstance(example, Issue):
+            example.file = label
+            log.add(example)
+            scan.n_records += CODES[example.code][0] == ERROR
             continue
         scan.n_records += 1
-        conversation = _checked_conversation(record, line, fmt, column_map, log, label)
+        conversation = _checked_conversation(example, line, log, label)
         if conversation is None:
             continue
         counts = _token_counts(conversation, line, tokenizer, context_length, log, label)
@@ -195,14 +200,8 @@ def _scan_file(path: Path, fmt: str, column_map: dict[str, str] | None, tokenize
     return scan
 
 
-def _checked_conversation(record: Any, line: int, fmt: str, column_map: dict[str, str] | None, log: _IssueLog,
-                          label: str | None) -> Conversation | None:
-    """The record as a Conversation, or None after logging why it is not a valid example."""
-    try:
-        example = to_chat_example(record, fmt, column_map)
-    except RecordError as e:
-        log.add(Issue(line, e.code, e.message, e.index, e.field, file=label))
-        return None
+def _checked_conversation(example: Any, line: int, log: _IssueLog, label: str | None) -> Conversation | None:
+    """The chat example as a Conversation, or None after logging why it is not a valid example."""
     issues = chat_example_issues(example, line)
     for issue in issues:
         issue.file = label
@@ -271,6 +270,7 @@ def _remember(scan: _Scan, conversation: Conversation, line: int, counts: tuple[
     scan.normalized.append(fp.normalized)
     scan.prompt.append(fp.prompt)
     scan.signatures.extend(fp.signature.tolist())
+    scan.system_signatures.extend(fp.system_signature.tolist())
     if conversation.system is None:
         scan.no_system.append(line)
     scan.stats.add(conversation, *counts)
@@ -283,7 +283,8 @@ def _check_dataset(scan: _Scan, log: _IssueLog, label: str | None) -> None:
     normal_first = _first_rows(scan.normalized)
     prompt_first = _first_rows(scan.prompt)
     signatures = np.frombuffer(scan.signatures, dtype=np.uint32).reshape(-1, N_PERMUTATIONS)
-    near = near_duplicate_pairs(signatures)
+    system_signatures = np.frombuffer(scan.system_signatures, dtype=np.uint32).reshape(-1, N_PERMUTATIONS)
+    near = near_duplicate_pairs(signatures, system_signatures=system_signatures)
     for row in range(scan.n_examples):
         line = int(lines[row])
         if exact_first[row] != row:
@@ -295,7 +296,8 @@ def _check_dataset(scan: _Scan, log: _IssueLog, label: str | None) -> None:
         elif row in near:
             earlier, sim = near[row]
             log.add(Issue(line, "near_duplicate", f"{sim:.0%} similar to line {lines[earlier]} "
-                          "(word-bigram Jaccard estimate)", file=label))
+                          "in the turns that vary, with a similar system prompt (word-bigram Jaccard estimate)",
+                          file=label))
         if prompt_first[row] != row and normal_first[row] == row:
             log.add(Issue(line, "conflicting_answers", f"the same prompt as line {lines[prompt_first[row]]} "
                           "with a different answer", file=label))

@@ -48,6 +48,10 @@ def serve(
     workers: int = typer.Option(1, "--workers", min=0, help="worker processes to start (0: run them elsewhere)"),
     data_dir: Path | None = typer.Option(None, "--data-dir", help=DATA_DIR_HELP),
     max_upload_mb: int = typer.Option(512, "--max-upload-mb", min=1, help="largest accepted upload"),
+    max_body_mb: int = typer.Option(16, "--max-body-mb", min=1,
+                                    help="largest accepted request body other than an upload (a chat's messages)"),
+    allowed_host: list[str] = typer.Option([], "--allowed-host", help="a Host name this server answers to without "
+                                           "an API key, besides 127.0.0.1 and localhost (repeatable)"),
     max_adapters: int = typer.Option(8, "--max-adapters", min=1, help="LoRA adapters kept loaded"),
     max_batch: int = typer.Option(16, "--max-batch", min=1,
                                   help="concurrent chat requests generated together in one batch (1: one at a time)"),
@@ -71,6 +75,7 @@ def serve(
     data_dir = (data_dir or default_data_dir()).expanduser().resolve()
     settings = ServerSettings(data_dir=data_dir, db_url=db, api_key=api_key,
                               max_upload_bytes=max_upload_mb * 1024 * 1024, max_adapters=max_adapters,
+                              max_body_bytes=max_body_mb * 1024 * 1024, allowed_hosts=list(allowed_host),
                               max_batch=max_batch,
                               results_encoding=results_encoding.value,
                               eval_dirs=[d.expanduser().resolve() for d in evals_dir])

@@ -110,6 +110,10 @@ def train_config_for(store: JobStore, data_dir: Path, job: JobRecord) -> Any:
         model = str(run_dir_for(data_dir, job_id_from_model_name(model)))
     training = store.get_file(job.training_file)
     validation = store.get_file(job.validation_file) if job.validation_file else None
+    for param, file_id, record in (("training_file", job.training_file, training),
+                                   ("validation_file", job.validation_file, validation)):
+        if file_id and record is None:
+            raise FileNotFoundError(f"{param} {file_id} was deleted before the job started")
     return build_config({
         "model": model,
         "training_file": str(file_path(data_dir, training)),

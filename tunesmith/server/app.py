@@ -18,9 +18,10 @@ from fastapi.staticfiles import StaticFiles
 
 from tunesmith.jobs.lifecycle import validate_job_files
 from tunesmith.jobs.store import JobStore, default_db_url, new_id
-from tunesmith.server.errors import OpenAIError, error_response, install_error_handlers
+from tunesmith.server.errors import OpenAIError, install_error_handlers
 from tunesmith.server.inference import ModelPool
 from tunesmith.server.openai_api import azure_router, openai_router
+from tunesmith.server.request_guards import RequestGuard
 from tunesmith.server.state import ServerSettings, ServerState, server_state
 
 log = logging.getLogger("tunesmith.server")
@@ -62,11 +63,12 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.state.data_dir = settings.data_dir
     install_error_handlers(app)
 
+    # inside the request-id middleware (added after it): a 413 raised while reading the body must reach the
+    # route's error handling as it is, not wrapped in that middleware's task group
+    app.add_middleware(RequestGuard, settings=settings)
+
     @app.middleware("http")
     async def _request_id(request: Request, call_next: Any) -> Any:
-        too_large = _declared_upload_too_large(request, settings.max_upload_bytes)
-        if too_large is not None:  # refuse before the body is read and spooled to disk
-            return error_response(too_large)
         response = await call_next(request)
         response.headers["x-request-id"] = new_id("req_")
         return response
@@ -75,21 +77,41 @@ def create_app(settings: ServerSettings) -> FastAPI:
     app.include_router(openai_router(), prefix="/v1", dependencies=auth)
     app.include_router(azure_router(), prefix="/openai", dependencies=auth)
     _add_studio(app, auth)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     return app
 
 
-def _declared_upload_too_large(request: Request, limit: int) -> OpenAIError | None:
-    if request.method != "POST" or not request.url.path.endswith("/files"):
-        return None
-    try:
-        declared = int(request.headers.get("content-length", "0"))
-    except ValueError:
-        return None
-    # the multipart envelope adds a little to the file itself; the exact check happens while saving
-    if declared <= limit + 64 * 1024:
-        return None
-    return OpenAIError(413, f"file is larger than the server's upload limit of {limit:,} bytes", param="file",
-                       code="file_too_large")
+ERROR_SCHEMA = {"type": "object", "required": ["error"], "properties": {"error": {
+    "type": "object", "required": ["message", "type", "param", "code"],
+    "properties": {"message": {"type": "string"}, "type": {"type": "string"},
+                   "param": {"type": ["string", "null"]}, "code": {"type": ["string", "null"]}}}}}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's spec, saying what the server answers: a 400 in OpenAI's error shape where FastAPI writes 422,
+    and chat completions' `text/event-stream` when `stream` is true."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    spec = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+    components = spec.setdefault("components", {}).setdefault("schemas", {})
+    components["Error"] = ERROR_SCHEMA
+    error = {"description": "Invalid request (OpenAI's error shape; `param` names the field)",
+             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+    for path, operations in spec.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            if responses.pop("422", None) is not None or method in ("post", "delete"):
+                responses["400"] = error
+            if method == "post" and path.endswith("/chat/completions"):
+                responses.setdefault("200", {}).setdefault("content", {})["text/event-stream"] = {
+                    "schema": {"type": "string", "description": "server-sent events: `data: <chunk JSON>` "
+                                                                "lines, then `data: [DONE]`"}}
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    app.openapi_schema = spec
+    return spec
 
 
 def _add_studio(app: FastAPI, auth: list) -> None:

@@ -41,6 +41,7 @@ from tunesmith.server.models_api import resolve_model
 from tunesmith.server.state import ServerState, server_state
 from tunesmith.server.tool_calls import (ToolCallStream, call_format, forced_opening, ids_with_opening,
                                         parse_tool_calls, tool_names)
+from tunesmith.server.validation import check_messages, check_prompt_size
 
 router = APIRouter(tags=["chat"])
 azure_router = APIRouter(tags=["azure"])
@@ -48,21 +49,29 @@ azure_router = APIRouter(tags=["azure"])
 DEFAULT_MAX_TOKENS = 512  # a CPU-friendly default when the request names none
 
 
+# strict: `"stream": "yes"` or `"n": "2"` is an error, not a guess; no NaN or Infinity in any float
+STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+SEED_RANGE = (-(2**63), 2**63 - 1)  # OpenAI's: what a 64-bit generator seed holds
+
+
 class StreamOptions(BaseModel):
+    model_config = STRICT
     include_usage: bool = False
 
 
 class ChatRequest(BaseModel):
-    model_config = ConfigDict(extra="allow")  # logprobs, user, metadata, … are accepted and ignored
+    model_config = ConfigDict(**STRICT, extra="allow")  # logprobs, user, metadata, … are accepted and ignored
     model: str | None = None  # Azure puts the deployment in the path instead
     messages: list[dict[str, Any]] = Field(..., min_length=1)
     max_tokens: int | None = Field(None, ge=1)
     max_completion_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
+    frequency_penalty: float | None = Field(None, ge=-2, le=2)
+    presence_penalty: float | None = Field(None, ge=-2, le=2)
     n: int = Field(1, ge=1, le=16)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(None, ge=SEED_RANGE[0], le=SEED_RANGE[1])
     stream: bool = False
     stream_options: StreamOptions | None = None
     tools: list[dict[str, Any]] | None = None
@@ -132,8 +141,11 @@ def _forced_prompt(tokenizer: Any, prompt_ids: list[int], forced: ForcedCall | N
 
 def _complete(request: Request, body: ChatRequest, model: str) -> Any:
     state = server_state(request)
+    check_messages(body.messages)
     forced = _forced_call(body)
     target = resolve_model(state, model)
+    spec = find_model_spec(target.base)
+    check_prompt_size(body.messages, body.tools, spec.context_length if spec is not None else None)
     messages = _prompt([_plain_message(m, i) for i, m in enumerate(body.messages)], body.tools)
     stops = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     if len(stops) > 4:

@@ -7,6 +7,7 @@ Status codes follow what the SDK maps to exception classes: 400 BadRequestError,
 from __future__ import annotations
 
 import logging
+import re
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -51,11 +52,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0] if exc.errors() else {}
-        loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header", "form")]
-        param = ".".join(loc) or None
-        message = f"{param}: {first.get('msg', 'invalid value')}" if param else first.get("msg", "invalid request")
-        return error_response(OpenAIError(400, message, param=param, code="invalid_value"))
+        return error_response(validation_error(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -69,4 +66,39 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return error_response(OpenAIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error"))
+        return error_response(OpenAIError(500, f"internal error: {type(exc).__name__}: {redact_paths(str(exc))}",
+                                          type="server_error"))
+
+
+# pydantic names the member of a union it tried in `loc` ("literal['auto']", "float", "function-after[...]"):
+# not a field, so not part of `param`
+_UNION_TAG = re.compile(r"^(str|int|float|bool|none|bytes|list|dict|[a-z_-]+\[.*\])$")
+_LOC_ROOTS = ("body", "query", "path", "header", "form", "cookie")
+
+
+def _param(loc: tuple) -> str | None:
+    parts = [p for p in loc if p not in _LOC_ROOTS]
+    parts = [f"[{p}]" if isinstance(p, int) else str(p) for p in parts if isinstance(p, int) or not _UNION_TAG.match(p)]
+    return ".".join(parts) or None
+
+
+def validation_error(errors: list) -> OpenAIError:
+    """One 400 for pydantic's errors: `param` is the first failing field (without union-member tags), and the
+    message lists what each alternative of a union wanted, e.g. "Input should be 'auto' or a finite number"."""
+    if not errors:
+        return OpenAIError(400, "invalid request", code="invalid_value")
+    param = _param(tuple(errors[0].get("loc", ())))
+    wanted = [e.get("msg", "invalid value") for e in errors if _param(tuple(e.get("loc", ()))) == param]
+    message = "; or ".join(dict.fromkeys(wanted))
+    if errors[0].get("type") == "missing":
+        return OpenAIError(400, f"Missing required parameter: '{param}'.", param=param,
+                           code="missing_required_parameter")
+    return OpenAIError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
+
+
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:])/(?:[^\s'\"/:]+/)+([^\s'\"/:]*)")
+
+
+def redact_paths(text: str) -> str:
+    """`text` with absolute paths cut to their last part: an error message must not map the server's disk."""
+    return _ABSOLUTE_PATH.sub(lambda m: f".../{m.group(1)}", text)

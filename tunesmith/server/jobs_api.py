@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, Union
 
 from fastapi import APIRouter, Query, Request
@@ -18,11 +19,17 @@ from tunesmith.server.state import ServerState, server_state
 router = APIRouter(tags=["fine-tuning"])
 
 Auto = Literal["auto"]
+# strict: `n_epochs: true` or `"3"` is an error, not a guess; no NaN or Infinity in any float
+STRICT = ConfigDict(strict=True, allow_inf_nan=False)
+MAX_LEARNING_RATE_MULTIPLIER = 10.0  # the "auto" choice is 0.05-0.2: past 10x the run only diverges
+_SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: "a\n" is not a suffix
 
 
 class Hyperparameters(BaseModel):
+    model_config = STRICT
     batch_size: Union[Auto, int] = Field("auto", description="'auto' or 1-256")
-    learning_rate_multiplier: Union[Auto, float] = Field("auto", description="'auto' or > 0")
+    learning_rate_multiplier: Union[Auto, float] = Field(
+        "auto", description=f"'auto' or a number > 0 and <= {MAX_LEARNING_RATE_MULTIPLIER:g}")
     n_epochs: Union[Auto, int] = Field("auto", description="'auto' or 1-50")
 
     def checked(self, param: str) -> dict[str, Any]:
@@ -32,23 +39,27 @@ class Hyperparameters(BaseModel):
             if value != "auto" and not lo <= value <= hi:
                 raise OpenAIError(400, f"{param}.{name} must be 'auto' or between {lo} and {hi}; got {value}",
                                   param=f"{param}.{name}", code="invalid_value")
-        if self.learning_rate_multiplier != "auto" and self.learning_rate_multiplier <= 0:
-            raise OpenAIError(400, f"{param}.learning_rate_multiplier must be 'auto' or > 0",
+        lrm = self.learning_rate_multiplier
+        if lrm != "auto" and not 0 < lrm <= MAX_LEARNING_RATE_MULTIPLIER:
+            raise OpenAIError(400, f"{param}.learning_rate_multiplier must be 'auto' or > 0 and <= "
+                                   f"{MAX_LEARNING_RATE_MULTIPLIER:g}; got {lrm:g}",
                               param=f"{param}.learning_rate_multiplier", code="invalid_value")
         return self.model_dump(exclude_unset=True)
 
 
 class SupervisedMethod(BaseModel):
+    model_config = STRICT
     hyperparameters: Hyperparameters | None = None
 
 
 class Method(BaseModel):
+    model_config = STRICT
     type: Literal["supervised", "dpo", "reinforcement"] = "supervised"
     supervised: SupervisedMethod | None = None
 
 
 class CreateJob(BaseModel):
-    model_config = ConfigDict(extra="allow")  # integrations and newer fields are accepted and ignored
+    model_config = ConfigDict(**STRICT, extra="allow")  # integrations and newer fields are accepted and ignored
     model: str
     training_file: str
     validation_file: str | None = None
@@ -66,6 +77,9 @@ class CreateJob(BaseModel):
         supervised = self.method.supervised if self.method is not None else None
         if supervised is not None and supervised.hyperparameters is not None:
             hp.update(supervised.hyperparameters.checked("method.supervised.hyperparameters"))
+        if self.suffix is not None and not _SUFFIX.fullmatch(self.suffix):
+            raise OpenAIError(400, "suffix must be 1-64 characters of letters, digits, '.', '_' or '-'",
+                              param="suffix", code="invalid_value")
         if self.metadata and (len(self.metadata) > 16 or any(len(k) > 64 or len(v) > 512
                                                              for k, v in self.metadata.items())):
             raise OpenAIError(400, "metadata holds at most 16 pairs, keys up to 64 and values up to 512 characters",

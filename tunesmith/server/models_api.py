@@ -12,13 +12,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tunesmith.catalog import CATALOG, ModelSpec, find_model_spec
-from tunesmith.jobs.lifecycle import job_id_from_model_name, root_base_model, served_model
+from tunesmith.jobs.lifecycle import fine_tuned_model_name, root_base_model, served_model
 from tunesmith.jobs.runs import final_weights_dir, run_dir_for
 from tunesmith.jobs.store import JobRecord
 from tunesmith.server.errors import OpenAIError
 from tunesmith.server.inference import ModelTarget
 from tunesmith.server.objects import checkpoint_objects, model_object
 from tunesmith.server.state import ServerState, server_state
+from tunesmith.server.validation import inside, parse_fine_tuned_name
 
 router = APIRouter(tags=["models"])
 ORG_OWNER = "user"  # fine-tuned models belong to the server's (single) user; base models to "tunesmith"
@@ -55,22 +56,25 @@ def resolve_model(state: ServerState, name: str) -> ModelTarget:
 
 
 def _fine_tuned_target(state: ServerState, name: str) -> ModelTarget | None:
-    job_id = job_id_from_model_name(name)
-    job = state.store.get_job(job_id) if job_id else None
+    """Only a name parsed as `ft:…:<id>[:ckpt-step-<N>]` leads to weights, and only to a folder in the data dir."""
+    parsed = parse_fine_tuned_name(name)
+    job = state.store.get_job(parsed.job_id) if parsed is not None else None
     if job is None or job.model_deleted:
         return None
+    model = job.fine_tuned_model or fine_tuned_model_name(job.model, job.suffix, job.id)  # as checkpoints name it
+    if (name if parsed.step is None else name.rsplit(":", 1)[0]) != model:  # the id under another base or suffix
+        return None
     run_dir = run_dir_for(state.data_dir, job.id)
-    base = root_base_model(state.store, job.model)
-    if ":ckpt-step-" in name:
-        weights: Path | None = run_dir / "checkpoints" / f"step-{name.rsplit('ckpt-step-', 1)[1]}"
-        if not weights.is_dir():
-            return None
-    elif job.status == "succeeded" and name == job.fine_tuned_model:
+    if parsed.step is not None:
+        weights: Path | None = run_dir / "checkpoints" / f"step-{parsed.step}"
+    elif job.status == "succeeded" and job.fine_tuned_model:
         weights = final_weights_dir(run_dir)
     else:
         return None
-    if weights is None:
+    weights = inside(state.data_dir, weights) if weights is not None else None
+    if weights is None or not weights.is_dir():
         return None
+    base = root_base_model(state.store, job.model)
     if (weights / "adapter_config.json").is_file():
         return ModelTarget(name, base, weights)
     return ModelTarget(name, str(weights))  # a full fine-tune: the folder is a model of its own
@@ -101,7 +105,7 @@ def retrieve_model(request: Request, model_id: str) -> dict[str, Any]:
     target = resolve_model(state, model_id)
     if not model_id.startswith("ft:"):
         return model_object(target.name, 0, "tunesmith")
-    job = state.store.get_job(job_id_from_model_name(model_id))
+    job = state.store.get_job(parse_fine_tuned_name(model_id).job_id)
     return model_object(model_id, job.finished_at or job.created_at, ORG_OWNER, parent=job.model)
 
 
@@ -112,7 +116,7 @@ def delete_model(request: Request, model_id: str) -> dict[str, Any]:
     if not model_id.startswith("ft:") or ":ckpt-step-" in model_id:
         raise OpenAIError(403, f"`{model_id}` is not a fine-tuned model; only fine-tuned models can be deleted",
                           param="model", code="model_not_deletable")
-    state.store.update_job(job_id_from_model_name(model_id), model_deleted=True)
+    state.store.update_job(parse_fine_tuned_name(model_id).job_id, model_deleted=True)
     if target.adapter_dir is not None:
         state.pool.evict(target.adapter_dir)
     return {"id": model_id, "object": "model", "deleted": True}

@@ -13,6 +13,7 @@ from tunesmith.jobs.store import JobStore
 from tunesmith.server.inference import ModelPool
 
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024  # OpenAI's per-file limit
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # any other request (a chat's messages): far more than a context holds
 
 
 @dataclass
@@ -26,6 +27,8 @@ class ServerSettings:
     results_encoding: Literal["base64", "raw"] = "base64"
     max_batch: int = 16  # concurrent chat requests generated together (1: one at a time)
     eval_dirs: list[Path] = field(default_factory=list)  # eval runs kept outside data_dir/evals, shown in the studio
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    allowed_hosts: list[str] = field(default_factory=list)  # Host names answered without an API key, besides loopback
 
     def __post_init__(self) -> None:
         self.data_dir = Path(self.data_dir)

@@ -240,6 +240,8 @@ def _training_path(request: Request, file_id: str) -> Path:
     record = _store(request).get_file(file_id)
     if record is None:
         raise _not_found(f"No such file: {file_id}")
+    if record.purpose != "fine-tune":  # a results.csv or a batch file is not training data
+        raise _bad_request(f"file {file_id} has purpose '{record.purpose}', not 'fine-tune'", "file_id")
     return file_path(_data_dir(request), record)
 
 
@@ -257,7 +259,7 @@ def cost(
     request: Request,
     file_id: str,
     model: str = DEFAULT_MODEL,
-    n_epochs: int | None = None,
+    n_epochs: int | None = Query(None, ge=1, le=50),
     gpu_hour_price: float | None = None,
     requests_per_day: float | None = None,
     prompt_tokens_before: float | None = None,

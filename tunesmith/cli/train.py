@@ -98,7 +98,7 @@ def export(
     merged: Path = typer.Option(..., "--merged", help="folder to write the merged safetensors model to"),
 ) -> None:
     """Merge a run's adapter into its base model: a folder plain `transformers` loads."""
-    from tunesmith.training.export import export_merged
+    from tunesmith.export.merged import export_merged
 
     try:
         with console.status(f"merging {run_dir}…"):

@@ -1,4 +1,4 @@
-"""`tunesmith export RUN_DIR --merged OUT`: one safetensors model folder plain transformers loads."""
+"""`tunesmith export RUN --merged OUT`: one safetensors model folder plain transformers loads."""
 
 from __future__ import annotations
 

@@ -50,20 +50,34 @@ class RoleWrappers:
 def derive_role_wrappers(tokenizer: Any) -> RoleWrappers:
     """Read each role's wrapper text off the tokenizer's chat template; raise TemplateNotExpressible if the
     pieces do not reassemble into what the template renders."""
+    try:
+        return _read_wrappers(tokenizer)
+    except TemplateNotExpressible as e:
+        raise TemplateNotExpressible(
+            f"{e}: the chat template does not reduce to a header and footer per role (a Llama 2 style template "
+            "folds the system prompt into the first user turn). The GGUF still carries the template for "
+            "llama.cpp (`llama-server --jinja`), but no Ollama TEMPLATE can match it") from None
+
+
+def _read_wrappers(tokenizer: Any) -> RoleWrappers:
     def render(messages: list[tuple[str, str]], gen: bool) -> str:
         msgs = [{"role": r, "content": c} for r, c in messages]
         return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
 
     bos = tokenizer.bos_token if adds_bos(tokenizer) else ""
+    # Without a generation prompt some templates close the conversation (Phi-3 writes EOS), so each footer is
+    # what two renders agree on, token by token, after the message.
     one = _split(render([("user", _U1)], False), [_U1])
-    user_post = one[1]
-    gen_prompt = _after(render([("user", _U1)], True), one[0] + _U1 + user_post, "the generation prompt")
+    one_gen = _split(render([("user", _U1)], True), [_U1])
+    user_post = _common_token_prefix(tokenizer, one[1], one_gen[1])
+    gen_prompt = _after(one_gen[1], user_post, "the generation prompt")
     pair = _split(render([("user", _U1), ("assistant", _A1)], False), [_U1, _A1])
     asst_pre = _after(pair[1], user_post, "the assistant header")
-    asst_post = pair[2]
+    turns = _split(render([("user", _U1), ("assistant", _A1), ("user", _U2)], True), [_U1, _A1, _U2])
+    asst_post = _common_token_prefix(tokenizer, pair[2], turns[2])
+    user_pre = _after(turns[2], asst_post, "the user header")
     full = _split(render([("system", _S), ("user", _U1), ("assistant", _A1), ("user", _U2)], True),
                   [_S, _U1, _A1, _U2])
-    user_pre = _after(full[3], asst_post, "the user header")
     if not full[1].endswith(user_pre):
         raise TemplateNotExpressible("the system message's footer could not be told apart from the user header")
     sys_post = full[1][: len(full[1]) - len(user_pre)]
@@ -119,6 +133,17 @@ def write_modelfile(w: RoleWrappers, tokenizer: Any, gguf_name: str = "model.ggu
     return "\n".join(lines) + "\n"
 
 
+def _common_token_prefix(tokenizer: Any, a: str, b: str) -> str:
+    """The longest common start of `a` and `b` that ends on a token boundary of both (never half a special)."""
+    ids_a = tokenizer.encode(a, add_special_tokens=False)
+    ids_b = tokenizer.encode(b, add_special_tokens=False)
+    k = next((i for i, (x, y) in enumerate(zip(ids_a, ids_b)) if x != y), min(len(ids_a), len(ids_b)))
+    text = tokenizer.decode(ids_a[:k], skip_special_tokens=False, clean_up_tokenization_spaces=False)
+    if a.startswith(text) and b.startswith(text):
+        return text
+    raise TemplateNotExpressible("a message footer could not be read off the chat template")
+
+
 def _go_string(text: str) -> str:
     """A Go interpreted string literal inside an action; JSON's escapes are all valid Go escapes."""
     return "{{ " + json.dumps(text, ensure_ascii=False) + " }}" if text else ""
@@ -157,7 +182,4 @@ def _check_reassembles(w: RoleWrappers, render: Any) -> None:
         expected = expected[len(w.bos):] if w.bos and expected.startswith(w.bos) else expected
         got = w.render([{"role": r, "content": c} for r, c in messages], add_generation_prompt=gen)
         if got != expected:
-            raise TemplateNotExpressible(
-                "the chat template does not reduce to a header and footer per role (a Llama 2 style template "
-                "folds the system prompt into the first user turn); the GGUF still carries the template for "
-                "llama.cpp (`llama-server --jinja`), but no Ollama TEMPLATE was written")
+            raise TemplateNotExpressible("the pieces read off the template do not reassemble a test conversation")

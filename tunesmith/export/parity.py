@@ -95,17 +95,6 @@ def run_prompts(run_dir: Path, n: int) -> list[Conversation]:
     return read_conversations(Path(source))[:n]
 
 
-def never_stops(model: Any, tokenizer: Any, prompts: Sequence[list[int]], max_new_tokens: int) -> bool:
-    """True when the model emits EOS on none of the prompts within max_new_tokens (greedy)."""
-    was_training = model.training
-    model.eval()
-    try:
-        out = generate(model, tokenizer, list(prompts), max_new_tokens=max_new_tokens, temperature=0.0)
-    finally:
-        model.train(was_training)
-    return bool(out) and all(g.finish_reason != "stop" for g in out)
-
-
 def _transformers_replies(model: Any, tokenizer: Any, encoded: list[list[int]], max_new_tokens: int) -> list[list[int]]:
     """Greedy replies as token ids (EOS appended when the reply stopped on it), through predict.generate."""
     out = generate(model, tokenizer, encoded, max_new_tokens=max_new_tokens, temperature=0.0, prefix_cache=False)

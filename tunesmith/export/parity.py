@@ -98,9 +98,14 @@ def run_prompts(run_dir: Path, n: int) -> list[Conversation]:
 def _transformers_replies(model: Any, tokenizer: Any, encoded: list[list[int]], max_new_tokens: int) -> list[list[int]]:
     """Greedy replies as token ids (EOS appended when the reply stopped on it), through predict.generate."""
     out = generate(model, tokenizer, encoded, max_new_tokens=max_new_tokens, temperature=0.0, prefix_cache=False)
-    eos = tokenizer.eos_token_id
-    return [tokenizer.encode(g.text, add_special_tokens=False) + ([eos] if g.finish_reason == "stop" else [])
-            for g in out]
+    return [_canonical(tokenizer, g.text, g.finish_reason == "stop") for g in out]
+
+
+def _canonical(tokenizer: Any, text: str, ended: bool) -> list[int]:
+    """A reply as the run's tokenizer encodes its text, plus EOS when it stopped on one. predict.generate returns
+    text, so every runtime's reply goes through this one encoding before tokens are compared (two runs of
+    newlines are one token or two depending on who produced them, never on what the user sees)."""
+    return tokenizer.encode(text, add_special_tokens=False) + ([tokenizer.eos_token_id] if ended else [])
 
 
 def _gguf_replies(gguf: Path, tokenizer: Any, encoded: list[list[int]], max_new_tokens: int, eos: list[int],
@@ -109,11 +114,12 @@ def _gguf_replies(gguf: Path, tokenizer: Any, encoded: list[list[int]], max_new_
         import llama_cpp  # noqa: F401
     except ImportError:
         return _gguf_replies_transformers(gguf, tokenizer, encoded, max_new_tokens)
-    return _gguf_replies_llama_cpp(gguf, encoded, max_new_tokens, eos, reference)
+    return _gguf_replies_llama_cpp(gguf, tokenizer, encoded, max_new_tokens, eos, reference)
 
 
-def _gguf_replies_llama_cpp(gguf: Path, encoded: list[list[int]], max_new_tokens: int, eos: list[int],
-                            reference: list[list[int]]) -> tuple[str, list[list[int]], list[list[float]]]:
+def _gguf_replies_llama_cpp(gguf: Path, tokenizer: Any, encoded: list[list[int]], max_new_tokens: int,
+                            eos: list[int], reference: list[list[int]]
+                            ) -> tuple[str, list[list[int]], list[list[float]]]:
     import llama_cpp
     import numpy as np
 
@@ -126,7 +132,9 @@ def _gguf_replies_llama_cpp(gguf: Path, encoded: list[list[int]], max_new_tokens
             reply.append(int(token))
             if token in eos or len(reply) >= max_new_tokens:
                 break
-        replies.append(reply)
+        ended = bool(reply) and reply[-1] in eos
+        text = tokenizer.decode(_strip_eos(reply, eos), skip_special_tokens=True)
+        replies.append(_canonical(tokenizer, text, ended))
         llm.reset()  # teacher-force the PEFT model's reply to compare log-probs token by token
         llm.eval(prompt + ref)
         scores = np.asarray(llm.scores[len(prompt) - 1: len(prompt) - 1 + len(ref)], dtype=np.float64)

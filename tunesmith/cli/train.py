@@ -95,18 +95,75 @@ def train(
 @app.command("export")
 def export(
     run_dir: Path = typer.Argument(..., help="a run directory (or an adapter folder)"),
-    merged: Path = typer.Option(..., "--merged", help="folder to write the merged safetensors model to"),
+    merged: Path | None = typer.Option(None, "--merged", help="folder to write the merged safetensors model to"),
+    format: str | None = typer.Option(None, "--format", help="gguf (llama.cpp, Ollama) | vllm (LoRA adapter)"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="folder to write the export to"),
+    quantize: str = typer.Option("f16", "--quantize", help="GGUF weights: f16 | q8_0 | q4_k_m"),
+    check: bool = typer.Option(True, "--check/--no-check", help="after a GGUF export, compare greedy replies of "
+                               "the trained, merged and exported models"),
+    prompts: Path | None = typer.Option(None, "--prompts", help="chat file whose prompts the check uses "
+                                        "(default: the run's validation file)"),
+    n_prompts: int = typer.Option(5, "--n-prompts", min=1, help="prompts the check uses"),
 ) -> None:
-    """Merge a run's adapter into its base model: a folder plain `transformers` loads."""
-    from tunesmith.training.export import export_merged
+    """Merge a run's adapter (--merged DIR), or export it for llama.cpp/Ollama (--format gguf) or vLLM."""
+    from tunesmith.export.gguf import ExportError, export_gguf
+    from tunesmith.export.merged import export_merged
+    from tunesmith.export.vllm import export_vllm
 
     try:
-        with console.status(f"merging {run_dir}…"):
-            out = export_merged(run_dir, merged)
-    except (FileExistsError, FileNotFoundError, ValueError) as e:
+        if merged is not None:
+            with console.status(f"merging {run_dir}…"):
+                out = export_merged(run_dir, merged)
+            console.print(f"merged model written to [bold]{out}[/bold]")
+            return
+        if format not in ("gguf", "vllm") or output is None:
+            err_console.print("[red]error:[/red] give --merged DIR, or --format gguf|vllm --output DIR")
+            raise typer.Exit(2)
+        if format == "vllm":
+            done = export_vllm(run_dir, output)
+            for warning in done.warnings:
+                console.print(f"[yellow]warning:[/yellow] {warning}")
+            console.print(f"vLLM adapter written to [bold]{done.adapter_dir}[/bold]; serve it with:")
+            console.print(done.command, soft_wrap=True, markup=False)
+            return
+        with console.status(f"merging {run_dir} and converting it to GGUF ({quantize})…"):
+            gguf = export_gguf(run_dir, output, quantize=quantize)
+        for warning in gguf.warnings:
+            console.print(f"[yellow]warning:[/yellow] {warning}")
+        console.print(f"GGUF written to [bold]{gguf.gguf}[/bold]" +
+                      (f"; Ollama: `ollama create NAME -f {gguf.modelfile}`" if gguf.modelfile else ""))
+        if check:
+            _print_parity(_run_parity(run_dir, gguf.gguf, quantize, prompts, n_prompts), output)
+    except (FileExistsError, FileNotFoundError, ValueError, ExportError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
-    console.print(f"merged model written to [bold]{out}[/bold]")
+
+
+def _run_parity(run_dir: Path, gguf: Path, quantize: str, prompts: Path | None, n: int) -> Any:
+    from tunesmith.data.formats import read_conversations
+    from tunesmith.export.parity import check_parity
+
+    given = read_conversations(prompts)[:n] if prompts is not None else None
+    with console.status("parity check: greedy replies of the trained, merged and exported models…"):
+        return check_parity(run_dir, gguf, quantize=quantize, prompts=given, n=n)
+
+
+def _print_parity(report: Any, output: Path) -> None:
+    import json
+
+    (output / "parity.json").write_text(json.dumps(report.to_dict(), indent=2) + "\n")
+    console.rule(f"parity check (GGUF run by {report.runtime})")
+    for n, p in enumerate(report.prompts, start=1):
+        verdict = "[green]identical[/green]" if p.identical else (
+            f"[red]differs[/red] ({p.first_difference['variant']} at token {p.first_difference['index']}: "
+            f"{p.first_difference['expected']!r} -> {p.first_difference['got']!r})")
+        eos = ", ".join(f"{k}={'yes' if v else 'no'}" for k, v in p.ended_with_eos.items())
+        console.print(f"{n}. {p.prompt[:60]!r}: {verdict}; ended with EOS: {eos}", markup=True)
+    console.print(f"agreement: {report.agreement:.0%} of {len(report.prompts)} prompts identical"
+                  + (f"; mean log-prob gap {report.logprob_gap:.4f}" if report.logprob_gap is not None else ""))
+    if not report.all_ended_with_eos:
+        console.print("[yellow]warning:[/yellow] some replies never emitted the trained EOS within the limit")
+    console.print(f"report: {output / 'parity.json'}")
 
 
 def _field(option: str) -> str:

@@ -41,6 +41,7 @@ from tunesmith.training.distributed import (
     World, barrier, gather_objects, init_process_group, is_sharded, max_across, shard_of, sum_across, world_from_env,
     wrap_for_training,
 )
+from tunesmith.training.eos_check import warn_if_never_stops
 from tunesmith.training.example_loss import EpochLosses, outlier_message, outliers, write_epoch
 from tunesmith.training.hparams import (
     default_batch_size, default_learning_rate_multiplier, default_n_epochs, learning_rate,
@@ -307,6 +308,7 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
         if found:
             emit(outlier_message(found), level="warn",
                  data={"lines": [e.line for e in found], "z": [round(e.z, 2) for e in found]})
+        warn_if_never_stops(model, tokenizer, data.train, emit)  # tunesmith.training.eos_check
     run.write_state("succeeded", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
                     trained_tokens=progress.trained_tokens)
     # "final": however the clock ticks, this stays the job's newest event once the API merges its sources

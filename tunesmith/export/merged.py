@@ -1,4 +1,4 @@
-"""`tunesmith export RUN_DIR --merged OUT`: one safetensors model folder plain transformers loads."""
+"""`tunesmith export RUN --merged OUT`: one safetensors model folder plain transformers loads."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ def export_merged(run_dir: Path | str, out: Path | str) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(str(tmp), safe_serialization=True)
     loaded.tokenizer.save_pretrained(str(tmp))
+    # llama.cpp's converter reads SentencePiece vocabularies (Phi-3, Llama 2) from tokenizer.model, which a fast
+    # tokenizer does not always write back: copy the one it was loaded from
+    vocab_file = getattr(loaded.tokenizer, "vocab_file", None)
+    if vocab_file and Path(vocab_file).is_file() and not (tmp / "tokenizer.model").exists():
+        shutil.copy2(vocab_file, tmp / "tokenizer.model")
     if out.exists():
         out.rmdir()
     os.replace(tmp, out)

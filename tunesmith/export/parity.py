@@ -2,7 +2,7 @@
 merged model and (c) the exported GGUF run by a GGUF runtime, compared token by token, plus whether each reply
 ended with the trained EOS. Also the end-of-training guard: a model that never emits EOS is flagged.
 
-(a) and (b) generate through `tunesmith.evaluate.predict.generate`, the one greedy decoder for transformers
+(a) and (b) generate through `tunesmith.generation.generate`, the one greedy decoder for transformers
 models. (c) runs in llama.cpp through llama-cpp-python when it is installed; otherwise transformers dequantises
 the GGUF (`gguf_file=`) and the same `generate` decodes it; the report says which runtime was used.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from tunesmith.conversation import Conversation
-from tunesmith.evaluate.predict import encode_prompt, generate
+from tunesmith.generation import encode_prompt, generate
 
 DEFAULT_PROMPTS = 5
 DEFAULT_MAX_NEW_TOKENS = 64
@@ -96,13 +96,13 @@ def run_prompts(run_dir: Path, n: int) -> list[Conversation]:
 
 
 def _transformers_replies(model: Any, tokenizer: Any, encoded: list[list[int]], max_new_tokens: int) -> list[list[int]]:
-    """Greedy replies as token ids (EOS appended when the reply stopped on it), through predict.generate."""
+    """Greedy replies as token ids (EOS appended when the reply stopped on it), through the generation engine."""
     out = generate(model, tokenizer, encoded, max_new_tokens=max_new_tokens, temperature=0.0, prefix_cache=False)
     return [_canonical(tokenizer, g.text, g.finish_reason == "stop") for g in out]
 
 
 def _canonical(tokenizer: Any, text: str, ended: bool) -> list[int]:
-    """A reply as the run's tokenizer encodes its text, plus EOS when it stopped on one. predict.generate returns
+    """A reply as the run's tokenizer encodes its text, plus EOS when it stopped on one. the engine returns
     text, so every runtime's reply goes through this one encoding before tokens are compared (two runs of
     newlines are one token or two depending on who produced them, never on what the user sees)."""
     return tokenizer.encode(text, add_special_tokens=False) + ([tokenizer.eos_token_id] if ended else [])
@@ -182,7 +182,7 @@ def _first_difference(ids: dict[str, list[int]], tokenizer: Any) -> dict[str, An
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> list[int]:
-    from tunesmith.evaluate.predict import eos_token_ids
+    from tunesmith.generation import eos_token_ids
 
     return eos_token_ids(model, tokenizer)
 

@@ -35,7 +35,7 @@ def eos_check_prompts(examples: list[TokenizedExample], n: int = N_PROMPTS) -> t
 
 def never_stops(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int) -> bool:
     """True when greedy decoding emits EOS on none of the prompts within max_new_tokens."""
-    from tunesmith.evaluate.predict import generate
+    from tunesmith.generation import generate
 
     import torch
 

@@ -264,6 +264,7 @@ def _system_prompt_of(config: PipelineConfig, row: EvalRow) -> str | None:
 def run_eval(config: PipelineConfig, label: str, model: str, data: dict[str, Path], strategy: str,
              system_prompt: str | None, directory: Path, loaded: Any) -> dict[str, Any]:
     from tunesmith.evaluate.run import evaluate
+    from tunesmith.progress import both, log_lines
 
     with Progress(TextColumn(f"{label:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
@@ -271,7 +272,8 @@ def run_eval(config: PipelineConfig, label: str, model: str, data: dict[str, Pat
         result = evaluate(
             model, data["test"], list(GRADERS), strategy=strategy, output_dir=directory, system_prompt=system_prompt,
             pool_path=data["train"], batch_size=config.eval_batch_size, max_new_tokens=config.max_new_tokens,
-            loaded=loaded, on_progress=lambda n, total: progress.update(task, completed=n, total=total),
+            loaded=loaded, on_progress=both(lambda n, total: progress.update(task, completed=n, total=total),
+                                            log_lines(label, every=10)),
         )
     graders = result.summary["graders"]
     console.print(f"  {label}: execution {graders[EXEC]['mean']:.0%} · parses {graders[PARSES]['mean']:.0%} · "

@@ -25,7 +25,10 @@ def eval_command(
     pool: Path | None = typer.Option(None, "--pool", help="examples for few-shot (e.g. the training file)"),
     output: Path | None = typer.Option(None, "--output", "-o", help="eval directory to write"),
     limit: int | None = typer.Option(None, "--limit", help="only the first N items"),
-    batch_size: int = typer.Option(16, "--batch-size", help="prompts generated together (left-padded)"),
+    batch_size: int = typer.Option(16, "--batch-size", help="rows decoded together; a finished row's slot is "
+                                                               "refilled at the next step"),
+    engine: str = typer.Option("tunesmith", "--engine", help="tunesmith (our engine, CPU or GPU) or vllm (GPU, "
+                                                             "when vLLM is installed)"),
     max_new_tokens: int = typer.Option(256, "--max-new-tokens"),
     stop: list[str] = typer.Option([], "--stop", help="stop string (repeatable); trimmed from the output"),
     provider: str | None = typer.Option(None, "--provider", help="generate through this configured provider's "
@@ -37,6 +40,7 @@ def eval_command(
     from tunesmith.evaluate.graders import GraderError
     from tunesmith.evaluate.run import evaluate
     from tunesmith.models import ModelLoadError
+    from tunesmith.progress import both, log_lines
     from tunesmith.providers.config import ProviderError
 
     prompt_text = system_prompt.read_text(encoding="utf-8").strip() if system_prompt else None
@@ -45,7 +49,8 @@ def eval_command(
             result = evaluate(
                 model, data, grader, strategy=strategy, output_dir=output, system_prompt=prompt_text,
                 pool_path=pool, limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, stop=stop,
-                on_progress=lambda done, total: status.update(f"generating {done}/{total}…"), provider=provider,
+                on_progress=both(lambda done, total: status.update(f"generating {done}/{total}…"),
+                                 log_lines(f"eval {model}")), provider=provider, engine=engine,
             )
     except (GraderError, StrategyError, ModelLoadError, DataError, FileNotFoundError, ValueError,
             ProviderError) as e:

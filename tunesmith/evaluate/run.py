@@ -64,12 +64,14 @@ def evaluate(
     loaded: Any = None,
     on_progress: Callable[[int, int], None] | None = None,
     provider: str | None = None,
+    engine: str = "tunesmith",
 ) -> EvalResult:
     """Generate an answer for every test item, grade it with every grader, write the eval directory.
 
     `loaded` (a `LoadedModel`) skips loading `model_ref` again when the caller already holds the model.
     `provider` (a configured provider's name) generates through its chat completions instead: `model_ref` is
     then the provider's model id (`ft:gpt-35-turbo-0125:…`) or, on Azure, a deployment name.
+    `engine` "vllm" hands local generation to vLLM (generation/vllm.py: GPUs only); "tunesmith" is our engine.
     """
     graders = [g if isinstance(g, Grader) else parse_grader(g) for g in graders]
     if not graders:
@@ -77,10 +79,12 @@ def evaluate(
     conversations = load_conversations(Path(data_path))[:limit]
     pool = load_conversations(Path(pool_path)) if pool_path else None
     built = parse_strategy(strategy, system_prompt=system_prompt, pool=pool)
+    if engine not in ("tunesmith", "vllm"):
+        raise ValueError(f"unknown engine {engine!r}: use 'tunesmith' or 'vllm'")
     if loaded is None and provider is None:
         from tunesmith.models import load_model
 
-        loaded = load_model(model_ref)
+        loaded = load_model(model_ref, load_weights=engine != "vllm")
     prompts = [built.build_messages(c) for c in conversations]
     started = time.perf_counter()
     if provider is not None:
@@ -88,6 +92,11 @@ def evaluate(
 
         generations = generate_remote(provider, model_ref, prompts, max_new_tokens=max_new_tokens, stop=stop,
                                       temperature=temperature, batch_size=batch_size, on_progress=on_progress)
+    elif engine == "vllm":
+        from tunesmith.generation.vllm import generate_vllm
+
+        generations = generate_vllm(model_ref, loaded.tokenizer, prompts, max_new_tokens=max_new_tokens, stop=stop,
+                                    temperature=temperature, on_progress=on_progress)
     else:
         generations = generate(loaded.model, loaded.tokenizer, prompts, max_new_tokens=max_new_tokens, stop=stop,
                                temperature=temperature, batch_size=batch_size, on_progress=on_progress)

@@ -50,7 +50,7 @@ def export_vllm(run_dir: Path | str, output: Path | str, *, name: str | None = N
         raise FileNotFoundError(f"{weights} is missing: vLLM loads the adapter from safetensors")
     config = json.loads((adapter / "adapter_config.json").read_text())
     model_type = _model_type(config)
-    base, warnings = _base_model_id(adapter, config)
+    base, warnings = base_model_id(adapter, config)
     config["base_model_name_or_path"] = base
     warnings += unsupported_module_warnings(config, model_type)
     output.mkdir(parents=True, exist_ok=True)
@@ -94,7 +94,7 @@ def unsupported_module_warnings(config: dict, model_type: str) -> list[str]:
     return warnings
 
 
-def _base_model_id(adapter: Path, config: dict) -> tuple[str, list[str]]:
+def base_model_id(adapter: Path, config: dict) -> tuple[str, list[str]]:
     """The hub id vLLM downloads (a catalog id becomes its Hugging Face id)."""
     meta = adapter / "tunesmith.json"
     base = json.loads(meta.read_text()).get("base_model") if meta.is_file() else None

@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 def train(provider: str | None = None, **options: Any) -> Any:
     """Python spelling of `tunesmith train`: the same options as the CLI flags and the YAML config.
     `provider` (a configured provider's name) trains a provider model in that provider's cloud."""
-    from tunesmith.training.config import TrainConfig
+    from tunesmith.train_config import TrainConfig
 
     if provider is not None:
         from tunesmith.providers.remote_train import train_remote

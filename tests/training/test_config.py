@@ -2,8 +2,8 @@
 
 import pytest
 
-from tunesmith.training.config import TrainConfig, TrainConfigError, build_config, load_config_file
-from tunesmith.training.hparams import default_batch_size, default_learning_rate_multiplier, learning_rate
+from tunesmith.train_config import TrainConfig, TrainConfigError, build_config, load_config_file
+from tunesmith.hparams import default_batch_size, default_learning_rate_multiplier, learning_rate
 from tunesmith.training.sft import Hyperparameters
 
 

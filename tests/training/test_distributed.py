@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.training.conftest import write_chat_file
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.distributed import LaunchOptions, World, shard_of
 from tunesmith.training.sft import resume, train
 

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.training.conftest import write_chat_file
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.sft import resume, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -44,6 +44,7 @@ def test_cli_train_leaves_a_complete_run_directory(tmp_path, chat_file):
         assert (run_dir / name).is_file(), name
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "succeeded" and state["step"] == state["total_steps"] == 40 and state["epoch"] == 2
+    assert events_started_at(run_dir) <= state["started_at"] <= state["updated_at"]  # training start, not queueing
     with open(run_dir / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["step", "train_loss", "train_mean_token_accuracy", "valid_loss",
@@ -60,6 +61,11 @@ def test_cli_train_leaves_a_complete_run_directory(tmp_path, chat_file):
     assert any("lora_A" in n for n, _ in model.named_parameters())
     via_run_dir = load_model(str(run_dir))  # what `tunesmith chat --model RUN_DIR` does
     assert via_run_dir.tokenizer.chat_template == loaded.tokenizer.chat_template
+
+
+def events_started_at(run_dir) -> int:
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    return next(e["created_at"] for e in events if e["message"] == "Fine-tuning job started")
 
 
 def _run_cli(args: list[str]):

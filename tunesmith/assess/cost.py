@@ -15,7 +15,7 @@ from typing import Any
 
 from tunesmith.catalog import ModelSpec, get_model_spec
 from tunesmith.conversation import Conversation
-from tunesmith.training.hparams import default_n_epochs
+from tunesmith.hparams import default_n_epochs
 
 HOURS_PER_MONTH = 24 * 30  # Azure's cost-management examples bill a month as 30 × 24 hours
 DAYS_PER_MONTH = 30

@@ -47,7 +47,7 @@ def train(
     from tunesmith.providers import remote_train
     from tunesmith.providers.config import ProviderError
     from tunesmith.training import sft
-    from tunesmith.training.config import TrainConfigError, build_config, load_config_file
+    from tunesmith.train_config import TrainConfigError, build_config, load_config_file
 
     from tunesmith.training.distributed import LaunchOptions, launch_training
 

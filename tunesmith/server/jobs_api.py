@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tunesmith.jobs.lifecycle import (JobError, JobRequest, cancel_job, create_job, pause_job, resume_job,
                                       validate_job_files)
-from tunesmith.jobs.runs import run_dir_for
+from tunesmith.artifacts.run_dir import run_dir_for
 from tunesmith.jobs.store import JobRecord
 from tunesmith.server.errors import OpenAIError
 from tunesmith.server.objects import checkpoint_objects, cursor_page, event_objects, job_object

@@ -166,20 +166,17 @@ class LaunchOptions:
 def launch_training(options: LaunchOptions, config: Any = None, *, resume_dir: Path | None = None) -> Any:
     """`tunesmith train … --nproc-per-node N`: tokenise here once, run torchrun, report rank 0's outcome."""
     from tunesmith.training import sft
-    from tunesmith.training.config import TrainConfig
-    from tunesmith.training.rundir import RunFiles, new_run_dir, read_json
+    from tunesmith.train_config import TrainConfig
+    from tunesmith.artifacts.run_dir import RunFiles, new_run_dir, read_config, results_rows, saved_config
 
     world_size = options.nproc_per_node * options.nnodes
     if resume_dir is not None:
         run = RunFiles(Path(resume_dir).resolve())
-        if not (run.root / "config.json").is_file():
-            raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
-        saved = read_json(run.root / "config.json")
-        recorded = saved.get("world_size", 1)
+        config = saved_config(run.root)
+        recorded = read_config(run.root).get("world_size", 1)
         if (run.root / "data.json").is_file() and recorded != world_size:
             raise ValueError(f"{run.root}: this run was trained on {recorded} process(es); resume it with the "
                              f"same number, not {world_size}")
-        config = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.model_fields})
     else:
         if config.output is None and options.nnodes > 1:
             raise ValueError("--nnodes > 1 needs --output DIR on shared storage, the same on every node")
@@ -193,12 +190,12 @@ def launch_training(options: LaunchOptions, config: Any = None, *, resume_dir: P
         raise ValueError("--method qlora trains on one GPU only; on several use --method lora (DDP) or full (FSDP)")
     prepared = sft.plan(config).data  # validated and tokenised once, here, before any rank starts
     code = launch(run.root, config.to_json_dict(), prepared, options, resuming=resume_dir is not None)
-    state = run.read_state() if (run.root / "state.json").is_file() else {}
+    state = run.read_state()
     status = state.get("status", "failed")
     if code != 0 and status == "running":
         status = "failed"
     output_dir = run.root / ("model" if config.method == "full" else "adapter")
-    losses = [float(r["train_loss"]) for r in run.read_results() if r.get("train_loss")]
+    losses = [float(r["train_loss"]) for r in results_rows(run.root) if r.get("train_loss")]
     return sft.RunResult(run.root, status, state.get("step", 0), state.get("total_steps") or 0, state.get("epoch", 0),
                          state.get("trained_tokens", 0), losses[-1] if losses else None,
                          output_dir if status == "succeeded" else None, state.get("error"))
@@ -222,7 +219,7 @@ def launch(run_dir: Path, config_json: dict[str, Any], prepared: Any, options: L
 def _worker(argv: list[str] | None = None) -> int:
     """One rank, started by torchrun: train (or resume) from the launcher's hand-off folder."""
     from tunesmith.training import sft
-    from tunesmith.training.config import TrainConfig
+    from tunesmith.train_config import TrainConfig
 
     parser = argparse.ArgumentParser(prog="tunesmith.training.distributed")
     parser.add_argument("--run-dir", type=Path, required=True)
@@ -241,7 +238,7 @@ def _worker(argv: list[str] | None = None) -> int:
         if args.resume:
             result = sft.resume(args.run_dir, on_event=print_event, prepared=prepared)
         else:
-            config = TrainConfig(**{k: v for k, v in config_json.items() if k in TrainConfig.model_fields})
+            config = TrainConfig.from_json_dict(config_json)
             result = sft.train(config, on_event=print_event, prepared=prepared)
     finally:
         destroy_process_group()

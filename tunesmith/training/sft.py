@@ -35,26 +35,29 @@ from tunesmith.training.adapters import (
     check_method_available, count_parameters, causal_lm, decoder_and_head, load_quantized_base, make_trainable,
 )
 from tunesmith.training.collate import MicroBatch, collate_step
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.dataset import PreparedData, prepare_data, validate_inputs
 from tunesmith.training.distributed import (
     World, barrier, gather_objects, init_process_group, is_sharded, max_across, shard_of, sum_across, world_from_env,
     wrap_for_training,
 )
 from tunesmith.training.example_loss import EpochLosses, outlier_message, outliers, write_epoch
-from tunesmith.training.hparams import (
+from tunesmith.hparams import (
     default_batch_size, default_learning_rate_multiplier, default_n_epochs, learning_rate,
 )
 from tunesmith.training.render import TokenizedExample
-from tunesmith.training.rundir import (  # noqa: F401  (RunResult, StopSignal, EventSink: part of this API)
+from tunesmith.artifacts.run_dir import (  # noqa: F401  (RunResult, StopSignal, EventSink: part of this API)
     EventSink,
     FollowerRunFiles,
     RunFiles,
     RunResult,
     StopSignal,
+    list_checkpoints,
     new_run_dir,
     plot_metrics,
+    read_config,
     read_json,
+    saved_config,
     write_json,
 )
 
@@ -109,12 +112,9 @@ def resume(run_dir: Path | str, *, should_stop: StopSignal | None = None, on_eve
            prepared: PreparedData | None = None) -> RunResult:
     """Continue a run from its last checkpoint (or from the start, if it died before the first one)."""
     run = RunFiles(Path(run_dir))
-    if not (run.root / "config.json").is_file():
-        raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
+    config = saved_config(run.root)
     if run.read_state().get("status") == "succeeded":
         raise ValueError(f"{run.root} already finished; to train further start a new run with --model {run.root}")
-    saved = read_json(run.root / "config.json")
-    config = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.model_fields})
     return _run(run, config, should_stop=should_stop, on_event=on_event, resuming=True, prepared=prepared)
 
 
@@ -235,8 +235,10 @@ def _train_loop(run: RunFiles, config: TrainConfig, emit: Callable[..., None], s
                                               "world_size": world.size})
     if world.distributed:  # after the shared LoRA init: each rank draws its own dropout masks
         torch.manual_seed(config.seed + 1_000_003 * world.rank)
+    # started_at / started_step: when this (re)start's first step began; estimated_finish extrapolates from them
     run.write_state("running", step=progress.step, total_steps=total_steps, epoch=progress.epoch,
-                    trained_tokens=progress.trained_tokens, error=None)
+                    trained_tokens=progress.trained_tokens, error=None, started_at=int(time.time()),
+                    started_step=progress.step)
 
     precision = mixed_precision(model, dtype, device)
     pad_id = tokenizer.pad_token_id
@@ -589,10 +591,10 @@ def _save_weights(model: Any, directory: Path, state_dict: dict[str, torch.Tenso
 
 def _restore_checkpoint(run: RunFiles, model: Any, optimizer: torch.optim.Optimizer, scheduler: Any,
                         world: World = World(), epoch_losses: EpochLosses | None = None) -> Progress:
-    checkpoints = run.list_checkpoints()
+    checkpoints = list_checkpoints(run.root)
     if not checkpoints:
         return Progress()  # died before the first checkpoint: start over, same seed, same run
-    latest = checkpoints[-1]
+    latest = checkpoints[-1].path
     state = torch.load(latest / "trainer_state.pt", map_location="cpu", weights_only=True)
     _load_weights(model, latest)
     if _has_sharded(model):
@@ -620,10 +622,10 @@ def _restore_checkpoint(run: RunFiles, model: Any, optimizer: torch.optim.Optimi
 def _check_same_world(run: RunFiles, world: World) -> None:
     """A checkpoint resumes on the world size that wrote it: its RNG states, its data shards and (under FSDP)
     its optimizer layout are per rank."""
-    checkpoints = run.list_checkpoints()
-    recorded = read_json(run.root / "config.json").get("world_size", 1)
+    checkpoints = list_checkpoints(run.root)
+    recorded = read_config(run.root).get("world_size", 1)
     if checkpoints:
-        recorded = torch.load(checkpoints[-1] / "trainer_state.pt", map_location="cpu",
+        recorded = torch.load(checkpoints[-1].path / "trainer_state.pt", map_location="cpu",
                               weights_only=True).get("world_size", recorded)
     if recorded != world.size:
         hint = f"--nproc-per-node {recorded}" if recorded > 1 else "without --nproc-per-node"
@@ -632,7 +634,7 @@ def _check_same_world(run: RunFiles, world: World) -> None:
 
 
 def _check_same_data(run: RunFiles, data: PreparedData) -> None:
-    recorded = read_json(run.root / "data.json") if (run.root / "data.json").is_file() else None
+    recorded = read_json(run.root / "data.json")
     if recorded and recorded["training_file"]["sha256"] != data.fingerprints["train"]:
         raise ValueError(f"{run.root}: the training file changed since the run started; a resume would not "
                          "replay the same run. Start a new run instead")

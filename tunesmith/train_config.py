@@ -76,6 +76,12 @@ class TrainConfig(BaseModel):
         """Field names (not aliases), paths as strings: what config.json holds and the YAML file may say."""
         return self.model_dump(mode="json", by_alias=False)
 
+    @classmethod
+    def from_json_dict(cls, saved: dict[str, Any]) -> "TrainConfig":
+        """The inverse of to_json_dict; what the trainer added to config.json (base_model, world_size, …)
+        is left out."""
+        return cls(**{k: v for k, v in saved.items() if k in cls.model_fields})
+
 
 def load_config_file(path: Path, **overrides: Any) -> TrainConfig:
     """A TrainConfig from YAML (or JSON), with command-line values taking precedence over the file's."""

@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tunesmith.catalog import DEFAULT_MODEL
+from tunesmith.hparams import limit_error
 
 Auto = Literal["auto"]
 
@@ -58,18 +59,12 @@ class TrainConfig(BaseModel):
     )
     save_total_limit: int = Field(3, ge=1, description="checkpoints kept")
 
-    @field_validator("n_epochs", "batch_size")
+    @field_validator("n_epochs", "batch_size", "learning_rate_multiplier")
     @classmethod
-    def _positive_int(cls, v: Any) -> Any:
-        if v != "auto" and int(v) < 1:
-            raise ValueError("must be 'auto' or a whole number >= 1")
-        return v
-
-    @field_validator("learning_rate_multiplier")
-    @classmethod
-    def _positive_float(cls, v: Any) -> Any:
-        if v != "auto" and float(v) <= 0:
-            raise ValueError("must be 'auto' or a number > 0")
+    def _within_limits(cls, v: Any, info: Any) -> Any:
+        problem = limit_error(info.field_name, v)  # the same limits as the jobs API (hparams.LIMITS)
+        if problem:
+            raise ValueError(problem)
         return v
 
     def to_json_dict(self) -> dict[str, Any]:

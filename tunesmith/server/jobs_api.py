@@ -7,6 +7,7 @@ from typing import Any, Literal, Union
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunesmith.hparams import LIMITS, limit_error
 from tunesmith.jobs.lifecycle import (JobError, JobRequest, cancel_job, create_job, pause_job, resume_job,
                                       validate_job_files)
 from tunesmith.artifacts.run_dir import run_dir_for
@@ -21,20 +22,17 @@ Auto = Literal["auto"]
 
 
 class Hyperparameters(BaseModel):
-    batch_size: Union[Auto, int] = Field("auto", description="'auto' or 1-256")
+    batch_size: Union[Auto, int] = Field("auto", description="'auto' or {}-{}".format(*LIMITS["batch_size"]))
     learning_rate_multiplier: Union[Auto, float] = Field("auto", description="'auto' or > 0")
-    n_epochs: Union[Auto, int] = Field("auto", description="'auto' or 1-50")
+    n_epochs: Union[Auto, int] = Field("auto", description="'auto' or {}-{}".format(*LIMITS["n_epochs"]))
 
     def checked(self, param: str) -> dict[str, Any]:
-        limits = {"batch_size": (1, 256), "n_epochs": (1, 50)}
-        for name, (lo, hi) in limits.items():
+        for name in ("batch_size", "n_epochs", "learning_rate_multiplier"):  # TrainConfig checks the same limits
             value = getattr(self, name)
-            if value != "auto" and not lo <= value <= hi:
-                raise OpenAIError(400, f"{param}.{name} must be 'auto' or between {lo} and {hi}; got {value}",
-                                  param=f"{param}.{name}", code="invalid_value")
-        if self.learning_rate_multiplier != "auto" and self.learning_rate_multiplier <= 0:
-            raise OpenAIError(400, f"{param}.learning_rate_multiplier must be 'auto' or > 0",
-                              param=f"{param}.learning_rate_multiplier", code="invalid_value")
+            problem = limit_error(name, value)
+            if problem:
+                raise OpenAIError(400, f"{param}.{name} {problem}; got {value}", param=f"{param}.{name}",
+                                  code="invalid_value")
         return self.model_dump(exclude_unset=True)
 
 

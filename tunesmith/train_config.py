@@ -87,10 +87,15 @@ def load_config_file(path: Path, **overrides: Any) -> TrainConfig:
         raise TrainConfigError(f"{path}: cannot read config: {e}") from e
     if not isinstance(data, dict):
         raise TrainConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
-    aliases = {"train": "training_file", "validation": "validation_file"}
-    data = {aliases.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in data.items()}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    data = {_field_name(k): v for k, v in data.items()}
+    data.update({_field_name(k): v for k, v in overrides.items() if v is not None})
     return build_config(data, source=str(path))
+
+
+def _field_name(key: str) -> str:
+    """A YAML key or CLI option (`n-epochs`, the `train` / `validation` aliases) as the TrainConfig field name."""
+    key = key.replace("-", "_")
+    return {"train": "training_file", "validation": "validation_file"}.get(key, key)
 
 
 def build_config(data: dict[str, Any], source: str = "options") -> TrainConfig:

@@ -78,7 +78,7 @@ def run_job(store: JobStore, settings: WorkerSettings, job: JobRecord, stop: thr
 
 def _train(store: JobStore, settings: WorkerSettings, job: JobRecord, lost: threading.Event,
            stop: threading.Event) -> tuple[str, Any]:
-    from tunesmith.training import sft
+    from tunesmith.training.launch import start
 
     run_dir = run_dir_for(settings.data_dir, job.id)
     should_stop = _stop_poller(store, job.id, lost, stop)
@@ -87,12 +87,12 @@ def _train(store: JobStore, settings: WorkerSettings, job: JobRecord, lost: thre
         if (run_dir / "config.json").is_file():  # an earlier attempt got this far: continue it, never restart
             step = checkpoints[-1].step if (checkpoints := list_checkpoints(run_dir)) else 0
             store.add_event(job.id, f"Resuming fine-tuning from the checkpoint at step {step}", data={"step": step})
-            result = sft.resume(run_dir, should_stop=should_stop, on_event=on_event)
+            result = start(run_dir, should_stop=should_stop, on_event=on_event)
         else:
             if run_dir.exists():  # died before the trainer wrote anything worth keeping
                 shutil.rmtree(run_dir)
-            result = sft.train(train_config_for(store, settings.data_dir, job), should_stop=should_stop,
-                               on_event=on_event)
+            result = start(train_config_for(store, settings.data_dir, job), should_stop=should_stop,
+                           on_event=on_event)
     except Exception as e:  # a crash in training fails this job, not the worker
         log.exception("job %s failed", job.id)
         return "failed", {"code": getattr(e, "code", None) or "training_failed", "param": None,

@@ -75,7 +75,7 @@ def make_dataset(path: Path, n: int, seed: int = 0) -> Path:
 
 
 def bench_tunesmith(data: Path, model: str, steps: int, batch_size: int, out: Path, dtype: str) -> dict:
-    from tunesmith.training.config import TrainConfig
+    from tunesmith.train_config import TrainConfig
     from tunesmith.training.sft import train
 
     clock = StepClock()

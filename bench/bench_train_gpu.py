@@ -154,7 +154,7 @@ def measure(shape_name: str, data: str, path: str, seq: int, warmup: int, steps:
     from tunesmith.training.adapters import decoder_and_head
     from tunesmith.training.collate import collate_step
     from tunesmith.training.render import TokenizedExample
-    from tunesmith.training.sft import TargetLoss, mixed_precision, train_step
+    from tunesmith.training.step import TargetLoss, mixed_precision, train_step
 
     cuda = torch.cuda.is_available()
     device = torch.device("cuda" if cuda else "cpu")

@@ -124,3 +124,27 @@ def test_cost_cli_json_and_prompt_tokens_from_eval_dirs(tmp_path):
 def test_cost_cli_names_the_missing_file(tmp_path):
     result = CliRunner().invoke(app, ["cost", "--data", str(tmp_path / "nope.jsonl"), "--model", "gpt-35-turbo"])
     assert result.exit_code == 2 and "nope.jsonl" in result.output
+
+
+def test_cost_and_provider_preflight_count_the_same_tokens_for_tool_examples(tmp_path):
+    """One cl100k counter: the cost estimate bills what the preflight checks, tools schema included."""
+    from tunesmith.catalog import get_model_spec
+    from tunesmith.data.formats import read_conversations
+    from tunesmith.providers.preflight import validate_for_provider
+
+    tools = [{"type": "function", "function": {"name": "get_weather", "description": "Weather for a city",
+                                               "parameters": {"type": "object",
+                                                              "properties": {"city": {"type": "string"}}}}}]
+    rows = [{"messages": [{"role": "user", "content": f"Weather in city {i}?"},
+                          {"role": "assistant", "content": None, "tool_calls": [
+                              {"id": f"c{i}", "type": "function",
+                               "function": {"name": "get_weather", "arguments": json.dumps({"city": f"c{i}"})}}]}],
+             "tools": tools} for i in range(12)]
+    data = tmp_path / "tools.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    counts, _ = count_billing_tokens(read_conversations(data), "gpt-35-turbo-0125")
+    report = validate_for_provider(data, get_model_spec("gpt-35-turbo-0125"))
+    assert report.ok, report.errors  # tool-call data is valid for a provider model
+    assert sum(counts) == report.stats["billing_tokens_per_epoch"]
+    without_tools = [Conversation.from_openai({"messages": r["messages"]}) for r in rows]
+    assert sum(counts) > sum(count_billing_tokens(without_tools, "gpt-35-turbo-0125")[0])  # tools are billed

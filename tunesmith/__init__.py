@@ -10,12 +10,7 @@ __version__ = "0.1.0"
 def train(provider: str | None = None, **options: Any) -> Any:
     """Python spelling of `tunesmith train`: the same options as the CLI flags and the YAML config.
     `provider` (a configured provider's name) trains a provider model in that provider's cloud."""
-    from tunesmith.training.config import TrainConfig
+    from tunesmith.train_config import TrainConfig
+    from tunesmith.training.launch import start
 
-    if provider is not None:
-        from tunesmith.providers.remote_train import train_remote
-
-        return train_remote(TrainConfig(**options), provider)
-    from tunesmith.training.sft import train as run_training
-
-    return run_training(TrainConfig(**options))
+    return start(TrainConfig(**options), provider=provider)

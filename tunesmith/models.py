@@ -290,3 +290,19 @@ def build_tiny_model(tokenizer: Any, *, family: str = "llama", seed: int = 0) ->
     if family == "llama":
         return LlamaForCausalLM(LlamaConfig(**common, rope_theta=100000.0))
     raise ValueError(f"unknown tiny model family {family!r}; use 'llama' or 'phi3'")
+
+
+def base_model_id(adapter: Path, config: dict) -> tuple[str, list[str]]:
+    """The hub id vLLM downloads (a catalog id becomes its Hugging Face id)."""
+    meta = adapter / "tunesmith.json"
+    base = json.loads(meta.read_text()).get("base_model") if meta.is_file() else None
+    base = base or config.get("base_model_name_or_path") or ""
+    spec = find_model_spec(base)
+    if spec is not None and spec.hf_id:
+        return spec.hf_id, []
+    if spec is not None:
+        return base, [f"base model {base!r} has no Hugging Face id: vLLM cannot load it; export it with "
+                      "--merged and serve that folder"]
+    if Path(base).is_dir():
+        return str(Path(base).resolve()), [f"base model is the local folder {base}: vLLM must run where it is"]
+    return base, []

@@ -204,7 +204,7 @@ def run_baselines(config: PipelineConfig, data: dict[str, Path], folder: Path) -
 
 
 def fine_tune(config: PipelineConfig, data: dict[str, Path], run_dir: Path) -> Path:
-    from tunesmith.training.config import TrainConfig
+    from tunesmith.train_config import TrainConfig
     from tunesmith.training.sft import train
 
     if (run_dir / "state.json").is_file():  # a previous pipeline run: start this one clean

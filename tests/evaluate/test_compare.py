@@ -6,7 +6,8 @@ import pytest
 
 from tunesmith.evaluate.compare import MIN_PAIRED_ITEMS, compare, verdict
 from tunesmith.evaluate.report import write_report
-from tunesmith.evaluate.run import write_eval_dir, ItemResult
+from tunesmith.artifacts.eval_dir import write_eval_dir
+from tunesmith.evaluate.run import ItemResult
 
 
 def make_eval(path, model, exact_scores, bleu_scores=None, ids=None):

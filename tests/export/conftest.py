@@ -14,7 +14,7 @@ def trained_run(tmp_path_factory):
     """A function family -> the run directory of a short LoRA run on a tiny random model of that family
     ("smollm2" is the catalog's tiny-random)."""
     from tunesmith.models import build_tiny_model
-    from tunesmith.training.config import TrainConfig
+    from tunesmith.train_config import TrainConfig
     from tunesmith.training.sft import train
 
     made: dict[str, Path] = {}

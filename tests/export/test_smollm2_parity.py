@@ -12,7 +12,7 @@ import pytest
 from tunesmith.export.gguf import export_gguf
 from tunesmith.export.parity import check_parity
 from tunesmith.models import load_model
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.sft import train
 
 WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "garden", "rocket", "candle", "mirror", "forest",

@@ -140,3 +140,18 @@ def test_fine_tuned_model_names_lead_back_to_their_job():
     assert job_id_from_model_name(name + ":ckpt-step-3") == "ftjob-abc123"
     assert fine_tuned_model_name(name, None, "ftjob-def") == "ft:tiny-random::def"  # continued fine-tuning
     assert job_id_from_model_name("tiny-random") is None
+
+
+def test_estimated_finish_counts_training_time_not_queue_time(tmp_path):
+    """A job queued for an hour, then 5 of 10 steps in 10 s: the estimate is ~10 s away, not an hour."""
+    from tunesmith.artifacts.run_dir import RunFiles
+    from tunesmith.server.objects import estimated_finish
+
+    job = JobRecord(id="ftjob-q", model="tiny-random", training_file="file-a", hyperparameters={}, seed=0,
+                    status="running", created_at=int(time.time()) - 3600, result_files=[])
+    run = RunFiles(tmp_path / "ftjob-q")
+    run.root.mkdir()
+    run.write_state("running", step=0, total_steps=10, started_at=int(time.time()) - 10, started_step=0)
+    assert estimated_finish(job, run.root) is None  # no step done yet: no honest estimate
+    state = run.write_state("running", step=5)
+    assert estimated_finish(job, run.root) == pytest.approx(state["updated_at"] + 10, abs=2)

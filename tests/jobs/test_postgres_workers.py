@@ -7,7 +7,7 @@ from tests.jobs.test_worker_recovery import worker_process
 from tests.server.live_server import wait_for, write_chat_file
 from tunesmith.jobs.files import save_upload
 from tunesmith.jobs.lifecycle import JobRequest, create_job, validate_job_files
-from tunesmith.jobs.runs import read_events, run_dir_for
+from tunesmith.artifacts.run_dir import read_events, run_dir_for
 from tunesmith.jobs.store import JobStore
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from tests.server.live_server import wait_for, write_chat_file
 from tunesmith.jobs.files import save_upload
 from tunesmith.jobs.lifecycle import JobRequest, create_job, validate_job_files
-from tunesmith.jobs.runs import read_events, read_results, read_state, run_dir_for
+from tunesmith.artifacts.run_dir import read_events, read_results, read_state, run_dir_for
 from tunesmith.jobs.store import JobStore, default_db_url
 
 

@@ -11,11 +11,12 @@ import pytest
 
 from tunesmith.providers.client import call_with_retries
 from tunesmith.providers.config import ProviderConfig, ProviderError
-from tunesmith.providers.preflight import OpenAIChatTokenCounter, provider_upload
+from tunesmith.openai_tokens import OpenAIChatTokenCounter
+from tunesmith.providers.preflight import provider_upload
 from tunesmith.providers.remote_train import (decode_results_file, normalize_results_csv, provider_model_spec,
                                               train_remote)
-from tunesmith.training.config import build_config
-from tunesmith.training.rundir import RESULTS_COLUMNS
+from tunesmith.train_config import build_config
+from tunesmith.artifacts.run_dir import RESULTS_COLUMNS
 
 
 def _status_error(status: int, headers: dict | None = None) -> openai.APIStatusError:

@@ -18,8 +18,8 @@ from tunesmith.providers.config import ProviderConfig, ProviderError, add_provid
 from tunesmith.generation.remote import generate_remote
 from tunesmith.providers.remote_train import (FollowOptions, RemoteState, cancel_remote, is_remote_run,
                                               resume_remote, train_remote)
-from tunesmith.training.config import build_config
-from tunesmith.training.rundir import RESULTS_COLUMNS, RunFiles
+from tunesmith.train_config import build_config
+from tunesmith.artifacts.run_dir import RESULTS_COLUMNS, RunFiles, results_rows
 
 FAST = FollowOptions(poll_interval_s=0.2, patience_s=60)
 pytestmark = pytest.mark.timeout(300)
@@ -98,7 +98,7 @@ def test_openai_job_survives_lost_create_429s_and_a_dropped_connection(provider_
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "succeeded" and state["fine_tuned_model"] == result.fine_tuned_model
     assert state["trained_tokens"] > 0 and state["step"] == 6
-    rows = RunFiles(run_dir).read_results()
+    rows = results_rows(run_dir)
     assert [int(r["step"]) for r in rows] == [1, 2, 3, 4, 5, 6]
     assert list(rows[0]) == list(RESULTS_COLUMNS) and float(rows[0]["train_loss"]) > 0
     messages = [e["message"] for e in _events(run_dir)]

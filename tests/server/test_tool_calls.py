@@ -16,13 +16,13 @@ import pytest
 from tests.server.live_server import running_server
 from tunesmith.chat_templates import apply_family_template, template_input
 from tunesmith.conversation import Conversation
-from tunesmith.jobs.runs import run_dir_for
+from tunesmith.artifacts.run_dir import run_dir_for
 from tunesmith.jobs.store import JobRecord, JobStore, default_db_url, new_id, now
 from tunesmith.models import build_tiny_model, load_smollm2_tokenizer
 from tunesmith.server.state import ServerSettings
 from tunesmith.server.tool_calls import (ToolCallStream, call_format, forced_opening, ids_with_opening,
                                         parse_tool_calls)
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.render import render_example
 from tunesmith.training.sft import train
 

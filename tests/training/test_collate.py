@@ -12,7 +12,7 @@ from tunesmith.models import build_tiny_model
 from tunesmith.training.adapters import decoder_and_head
 from tunesmith.training.collate import collate_step, pack_rows
 from tunesmith.training.render import render_example
-from tunesmith.training.sft import loss_at_targets
+from tunesmith.training.step import loss_at_targets
 
 
 def conversation(question: str, answer: str) -> Conversation:

@@ -2,8 +2,8 @@
 
 import pytest
 
-from tunesmith.training.config import TrainConfig, TrainConfigError, build_config, load_config_file
-from tunesmith.training.hparams import default_batch_size, default_learning_rate_multiplier, learning_rate
+from tunesmith.train_config import TrainConfig, TrainConfigError, build_config, load_config_file
+from tunesmith.hparams import default_batch_size, default_learning_rate_multiplier, learning_rate
 from tunesmith.training.sft import Hyperparameters
 
 
@@ -40,3 +40,17 @@ def test_auto_hyperparameters_follow_openai():
     assert (hp.n_epochs, hp.batch_size, hp.learning_rate_multiplier) == (5, 1, 0.05)
     fixed = Hyperparameters.resolve(TrainConfig(train="d.jsonl", n_epochs=2, batch_size=64), n_examples=20)
     assert (fixed.n_epochs, fixed.batch_size) == (2, 20)  # a batch never exceeds the data
+
+
+def test_train_config_and_the_jobs_api_refuse_the_same_hyperparameters():
+    """n_epochs 51 or batch_size 257 is refused by `tunesmith train` as by the API (OpenAI's ranges)."""
+    from tunesmith.server.errors import OpenAIError
+    from tunesmith.server.jobs_api import Hyperparameters as ApiHyperparameters
+
+    for field, bad, good in (("n_epochs", 51, 50), ("batch_size", 257, 256)):
+        with pytest.raises(TrainConfigError, match=f"{field}.*between 1 and"):
+            build_config({"train": "d.jsonl", field: bad})
+        with pytest.raises(OpenAIError, match=f"{field}.*between 1 and"):
+            ApiHyperparameters(**{field: bad}).checked("hyperparameters")
+        assert getattr(build_config({"train": "d.jsonl", field: good}), field) == good
+        assert ApiHyperparameters(**{field: good}).checked("hyperparameters") == {field: good}

@@ -6,7 +6,7 @@ import pytest
 
 from tests.training.conftest import write_chat_file
 from tunesmith.models import load_smollm2_tokenizer
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.dataset import DataValidationError, _check_loss_mask, prepare_data
 from tunesmith.training.render import TokenizedExample
 

@@ -15,8 +15,9 @@ import pytest
 import yaml
 
 from tests.training.conftest import write_chat_file
-from tunesmith.training.config import TrainConfig
-from tunesmith.training.distributed import LaunchOptions, World, shard_of
+from tunesmith.train_config import TrainConfig
+from tunesmith.training.distributed import World, shard_of
+from tunesmith.training.launch import LaunchOptions
 from tunesmith.training.sft import resume, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.example_loss import (
     FILE_NAME, Z_THRESHOLD, highest_losses, outliers, read_rows, robust_z_scores, write_epoch,
 )

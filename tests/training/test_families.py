@@ -8,7 +8,7 @@ import torch
 
 from tests.training.conftest import write_chat_file
 from tunesmith.models import load_model
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.sft import train
 
 EXPECTED_TARGETS = {

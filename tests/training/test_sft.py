@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from tests.training.conftest import write_chat_file
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.sft import resume, train
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -44,6 +44,7 @@ def test_cli_train_leaves_a_complete_run_directory(tmp_path, chat_file):
         assert (run_dir / name).is_file(), name
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "succeeded" and state["step"] == state["total_steps"] == 40 and state["epoch"] == 2
+    assert events_started_at(run_dir) <= state["started_at"] <= state["updated_at"]  # training start, not queueing
     with open(run_dir / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert list(rows[0]) == ["step", "train_loss", "train_mean_token_accuracy", "valid_loss",
@@ -60,6 +61,11 @@ def test_cli_train_leaves_a_complete_run_directory(tmp_path, chat_file):
     assert any("lora_A" in n for n, _ in model.named_parameters())
     via_run_dir = load_model(str(run_dir))  # what `tunesmith chat --model RUN_DIR` does
     assert via_run_dir.tokenizer.chat_template == loaded.tokenizer.chat_template
+
+
+def events_started_at(run_dir) -> int:
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    return next(e["created_at"] for e in events if e["message"] == "Fine-tuning job started")
 
 
 def _run_cli(args: list[str]):
@@ -214,3 +220,29 @@ def test_qlora_without_cuda_says_what_is_missing(tmp_path, chat_file):
         pytest.skip("CUDA present: QLoRA may run here")
     with pytest.raises(ValueError, match="qlora needs a CUDA GPU"):
         train(TrainConfig(model="tiny-random", train=chat_file, method="qlora", output=tmp_path / "q"))
+
+
+def test_a_loss_that_turns_nan_fails_the_run_and_keeps_the_last_good_checkpoint(tmp_path, chat_file, monkeypatch):
+    """Weights poisoned with NaN at step 23 (of 40): the run fails there, naming the step; step-20 survives."""
+    from tunesmith.training import sft
+
+    real_step, calls = sft.train_step, []
+
+    def poisoned_step(forward, model, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 23:
+            next(p for p in model.parameters() if p.requires_grad).data.fill_(float("nan"))
+        return real_step(forward, model, *args, **kwargs)
+
+    monkeypatch.setattr(sft, "train_step", poisoned_step)
+    run_dir = tmp_path / "run"
+    with pytest.raises(sft.NonFiniteLossError, match="step 23"):
+        train(TrainConfig(model="tiny-random", train=chat_file, n_epochs=2, output=run_dir))
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "failed" and "step 23" in state["error"]
+    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
+    assert events[-1]["level"] == "error" and "step 23" in events[-1]["message"]
+    assert [p.name for p in (run_dir / "checkpoints").iterdir()] == ["step-20"]
+    assert (run_dir / "checkpoints" / "step-20" / "trainer_state.pt").is_file() and not (run_dir / "adapter").exists()
+    with open(run_dir / "results.csv") as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)][-1] == 22  # no NaN row

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from tunesmith.models import load_model
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.sft import train
 
 WORDS = ["apple", "river", "stone", "cloud", "tiger", "piano", "garden", "rocket", "candle", "mirror", "forest",

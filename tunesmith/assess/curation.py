@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tunesmith.assess.cost import openai_token_count
+from tunesmith.openai_tokens import openai_token_count
 from tunesmith.conversation import Conversation
 
 # Validation codes that are curation problems, and how the assessment words them.

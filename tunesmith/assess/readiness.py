@@ -16,8 +16,9 @@ from typing import Any
 
 from tunesmith.assess.cost import CostEstimate, UsageAssumptions, estimate_cost
 from tunesmith.assess.curation import Signal, length_outlier_sentence, length_outliers, signals_from_validation
-from tunesmith.assess.evidence import (EvalRun, Prediction, data_format, load_numbered_conversations, prompt_text,
-                                       read_eval_run, read_predictions, text_similarity)
+from tunesmith.artifacts.eval_dir import EvalRun, read_eval_run
+from tunesmith.assess.evidence import (Prediction, data_format, load_numbered_conversations, prompt_text,
+                                       read_predictions, text_similarity)
 from tunesmith.assess.usecase import UseCase, classify_use_case
 from tunesmith.catalog import DEFAULT_MODEL, get_model_spec
 from tunesmith.conversation import Conversation
@@ -187,10 +188,10 @@ def what_was_tried(ctx: _Context) -> Finding:
                          _eval_command(ctx, "rag:DOCS_DIR", "evals/rag")]
         return f
     for r in ctx.runs:
-        f.reasons.append(f"Baseline {r.label}: {_score_text(r, ctx.metric)}" + _data_note(r, ctx))
+        f.reasons.append(f"Baseline {r.baseline_label}: {_score_text(r, ctx.metric)}" + _data_note(r, ctx))
         if ctx.train and r.data and _same_file(r.data, ctx.train):
             f.status = _worse(f.status, CAUTION)
-            f.reasons.append(f"{r.label} was scored on the training file: score it on the validation set instead.")
+            f.reasons.append(f"{r.baseline_label} was scored on the training file: score it on the validation set instead.")
     if not prompting:
         f.status = _worse(f.status, NOT_YET)
         f.reasons.append("No prompt-engineering baseline (zero-shot / few-shot).")
@@ -210,7 +211,7 @@ def what_was_tried(ctx: _Context) -> Finding:
         return f
     _add_failure_evidence(f, best, ctx)
     tried = ", ".join(sorted({r.kind for r in ctx.runs}))
-    f.summary = (f"Baselines tried ({tried}); the best, {best.label}, scores {ctx.metric} "
+    f.summary = (f"Baselines tried ({tried}); the best, {best.baseline_label}, scores {ctx.metric} "
                  f"{best.graders[ctx.metric].mean:.3g}.")
     return f
 
@@ -235,7 +236,7 @@ def _add_failure_evidence(f: Finding, best: EvalRun, ctx: _Context) -> None:
     threshold = best.graders[ctx.metric].threshold
     failures = [p for p in predictions if _failed(p, ctx.metric, threshold)]
     ids = ", ".join(p.id for p in failures[:SHOW])
-    f.reasons.append(f"Failures collected: the best baseline, {best.label}, got {len(failures)} of "
+    f.reasons.append(f"Failures collected: the best baseline, {best.baseline_label}, got {len(failures)} of "
                      f"{len(predictions)} items wrong by {ctx.metric}" + (f" (e.g. {ids})." if failures else "."))
     if not failures or not ctx.train_examples:
         return
@@ -387,13 +388,13 @@ def how_measured(ctx: _Context) -> Finding:
     if score.mean >= ctx.target:
         f.status = CAUTION
         sure = score.ci95 is not None and score.ci95[0] >= ctx.target
-        f.reasons.append(f"The best baseline already meets the target: {best.label} scores {ctx.metric} "
+        f.reasons.append(f"The best baseline already meets the target: {best.baseline_label} scores {ctx.metric} "
                          f"{score.mean:.3g} >= {ctx.target:g}" + (" (even its 95% CI's lower end does)" if sure else "")
                          + ". Fine-tuning may not be needed.")
         f.next_steps.append(f"Ship the baseline ({best.strategy}) or raise the target; fine-tune only for a gap "
                             "the baseline leaves.")
     else:
-        f.reasons.append(f"Target: {ctx.metric} >= {ctx.target:g}; the best baseline, {best.label}, scores "
+        f.reasons.append(f"Target: {ctx.metric} >= {ctx.target:g}; the best baseline, {best.baseline_label}, scores "
                          f"{score.mean:.3g}: a gap of {ctx.target - score.mean:.3g} for fine-tuning to close.")
         f.summary = f.reasons[-1]
     return f

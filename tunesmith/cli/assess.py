@@ -28,7 +28,7 @@ def assess_command(
     output: Path | None = typer.Option(None, "--output", help="write assessment.md/.html/.json into this folder"),
 ) -> None:
     """Answer Azure's four readiness questions from your evidence, with a verdict and the next commands."""
-    from tunesmith.assess.evidence import EvidenceError
+    from tunesmith.artifacts.eval_dir import EvalDirError
     from tunesmith.assess.readiness import assess
     from tunesmith.data.formats import DataError
     from tunesmith.assess.report import write_assessment
@@ -37,7 +37,7 @@ def assess_command(
     try:
         result = assess(use_case=read_use_case(use_case), train=train, validation=validation, baselines=baseline,
                         model=model, metric=metric, target=target)
-    except (EvidenceError, DataError, KeyError) as e:
+    except (EvalDirError, DataError, KeyError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if output:
@@ -86,7 +86,7 @@ def cost_command(
 ) -> None:
     """Estimate training cost (tokens × epochs × price, or hours × hour price), hosting, savings, break-even."""
     from tunesmith.assess.cost import UsageAssumptions, estimate_cost
-    from tunesmith.assess.evidence import EvidenceError, read_eval_run
+    from tunesmith.artifacts.eval_dir import EvalDirError, read_eval_run
     from tunesmith.data.formats import DataError
 
     try:
@@ -99,7 +99,7 @@ def cost_command(
         est = estimate_cost(data, model, n_epochs=n_epochs, price_per_1m_training_tokens=price_per_1m_training_tokens,
                             gpu_hour_price=gpu_hour_price, throughput=throughput,
                             hosting_hour_price=hosting_hour_price, usage=usage, benchmarks=benchmarks)
-    except (EvidenceError, DataError, KeyError, ValueError) as e:
+    except (EvalDirError, DataError, KeyError, ValueError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if as_json:

@@ -23,7 +23,7 @@ def eval_command(
     system_prompt: Path | None = typer.Option(None, "--system-prompt", help="file whose text replaces the "
                                               "data's system prompt"),
     pool: Path | None = typer.Option(None, "--pool", help="examples for few-shot (e.g. the training file)"),
-    output: Path | None = typer.Option(None, "--output", "-o", help="eval directory to write"),
+    output: Path | None = typer.Option(None, "--output", "-o", help="eval directory to write (default: <data dir>/evals/<model>-<data>-<strategy>, where the studio lists it)"),
     limit: int | None = typer.Option(None, "--limit", help="only the first N items"),
     batch_size: int = typer.Option(16, "--batch-size", help="rows decoded together; a finished row's slot is "
                                                                "refilled at the next step"),

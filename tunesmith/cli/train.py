@@ -44,23 +44,17 @@ def train(
                                         "in this configured provider's cloud (see `tunesmith providers`)"),
 ) -> None:
     """Fine-tune a model on chat data (LoRA by default); every run writes a run directory."""
-    from tunesmith.providers import remote_train
     from tunesmith.providers.config import ProviderError
     from tunesmith.training import sft
-    from tunesmith.training.config import TrainConfigError, build_config, load_config_file
+    from tunesmith.train_config import TrainConfigError, build_config, load_config_file
 
-    from tunesmith.training.distributed import LaunchOptions, launch_training
+    from tunesmith.training.launch import LaunchOptions, start, where_to_train
 
     launch_options = (LaunchOptions(nproc_per_node or 1, nnodes, node_rank, rdzv_endpoint)
                       if nproc_per_node is not None or nnodes > 1 else None)
     try:
-        if resume is not None and launch_options is not None:
-            _report(launch_training(launch_options, resume_dir=resume))
-            return
         if resume is not None:
-            follow = remote_train.resume_remote if remote_train.is_remote_run(resume) else sft.resume
-            result = _with_progress(lambda on_event: follow(resume, on_event=on_event))
-            _report(result)
+            _start(start, resume, launch_options, None)
             return
         options: dict[str, Any] = {
             "model": model, "train": train_file, "validation": validation, "method": method, "n_epochs": n_epochs,
@@ -69,24 +63,16 @@ def train(
             "lora_r": lora_r, "device": device, "torch_compile": torch_compile,
         }
         if config is not None:
-            cfg = load_config_file(config, **{_field(k): v for k, v in options.items()})
+            cfg = load_config_file(config, **options)
         else:
             if train_file is None:
                 err_console.print("[red]error:[/red] --train FILE is required (or --config run.yaml, or --resume)")
                 raise typer.Exit(2)
             cfg = build_config({k: v for k, v in options.items() if v is not None}, source="command line")
-        if provider is not None or remote_train.trains_at_provider(cfg.model):
-            result = _with_progress(lambda on_event: remote_train.train_remote(cfg, provider, on_event=on_event))
-            _report(result)
-            return
-        if dry_run:
+        if dry_run and where_to_train(cfg, provider=provider) != "provider":
             _print_plan(sft.plan(cfg))
             return
-        if launch_options is not None:  # rank 0's events print straight from the workers
-            _report(launch_training(launch_options, cfg))
-            return
-        result = _with_progress(lambda on_event: sft.train(cfg, on_event=on_event))
-        _report(result)
+        _start(start, cfg, launch_options, provider)
     except (TrainConfigError, ValueError, FileNotFoundError, FileExistsError, ProviderError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
@@ -166,9 +152,20 @@ def _print_parity(report: Any, output: Path) -> None:
     console.print(f"report: {output / 'parity.json'}")
 
 
-def _field(option: str) -> str:
-    """CLI option keys that differ from TrainConfig field names map onto them (aliases are accepted too)."""
-    return {"train": "training_file", "validation": "validation_file"}.get(option, option)
+def _start(start: Any, target: Any, launch_options: Any, provider: str | None) -> None:
+    """training.launch.start with a live progress bar; under torchrun rank 0's events print from the workers."""
+    if launch_options is not None and not _at_provider(target, provider):
+        _report(start(target, launch=launch_options))
+        return
+    _report(_with_progress(lambda on_event: start(target, launch=launch_options, provider=provider,
+                                                  on_event=on_event)))
+
+
+def _at_provider(target: Any, provider: str | None) -> bool:
+    from tunesmith.training.launch import where_to_train
+
+    return where_to_train(target if not isinstance(target, (str, Path)) else Path(target),
+                          provider=provider) == "provider"
 
 
 def _with_progress(start: Any) -> Any:

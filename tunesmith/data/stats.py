@@ -14,7 +14,7 @@ import numpy as np
 
 from tunesmith.chat_templates import template_input
 from tunesmith.conversation import Conversation
-from tunesmith.training.hparams import default_n_epochs
+from tunesmith.hparams import default_n_epochs
 
 HISTOGRAM_BINS = 10
 

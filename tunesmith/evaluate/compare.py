@@ -20,28 +20,11 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from tunesmith.evaluate.run import read_eval_dir
+from tunesmith.artifacts.eval_dir import EvalRun, read_eval_run
 from tunesmith.evaluate.stats import mcnemar_exact_p, paired_bootstrap_ci, sign_flip_p
 
 ALPHA = 0.05
 MIN_PAIRED_ITEMS = 10
-
-
-@dataclass
-class EvalRun:
-    path: Path
-    summary: dict[str, Any]
-    predictions: dict[str, dict[str, Any]]  # by item id
-
-    @property
-    def label(self) -> str:
-        return f"{self.summary.get('model', '?')} · {self.summary.get('strategy', '?')} ({self.path.name})"
-
-    @property
-    def is_fine_tuned(self) -> bool:
-        """A run directory or adapter as the model: the thing a user hopes beats its base."""
-        model = Path(str(self.summary.get("model", "")))
-        return any((model / f).exists() for f in ("state.json", "adapter", "adapter_config.json"))
 
 
 @dataclass
@@ -113,8 +96,10 @@ class Comparison:
 
 
 def load_eval_run(path: str | Path) -> EvalRun:
-    summary, predictions = read_eval_dir(path)
-    return EvalRun(Path(path), summary, {p["id"]: p for p in predictions})
+    """An eval directory with its predictions read (a comparison pairs them by item id)."""
+    run = read_eval_run(path)
+    run.predictions  # noqa: B018  (read now: a missing or broken predictions.jsonl fails before comparing)
+    return run
 
 
 def compare(eval_dirs: Sequence[str | Path], baseline: str | Path | None = None) -> Comparison:

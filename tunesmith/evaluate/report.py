@@ -9,7 +9,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from tunesmith.evaluate.compare import ALPHA, MIN_PAIRED_ITEMS, Comparison, EvalRun, GraderComparison
+from tunesmith.artifacts.eval_dir import EvalRun
+from tunesmith.evaluate.compare import ALPHA, MIN_PAIRED_ITEMS, Comparison, GraderComparison
 from tunesmith.paths import atomic_write_text
 
 COLORS = ["#6b7280", "#2563eb", "#d97706", "#7c3aed", "#059669", "#db2777"]  # baseline grey, then treatments

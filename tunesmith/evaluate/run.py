@@ -1,8 +1,8 @@
 """One evaluation run: model × test file × prompt strategy × graders → an eval directory.
 
-The eval directory holds `predictions.jsonl` (one line per test item) and `summary.json` (per-grader mean,
-pass rate, 95% interval: Wilson for pass/fail graders, bootstrap for scores). `tunesmith compare`, the
-readiness assessment and the UI read only these.
+The eval directory (`tunesmith.artifacts.eval_dir` writes and reads it) holds `predictions.jsonl` (one line
+per test item) and `summary.json` (per-grader mean, pass rate, 95% interval: Wilson for pass/fail graders,
+bootstrap for scores). By default it lands under `<data dir>/evals/`, where the studio lists it.
 """
 
 from __future__ import annotations
@@ -12,17 +12,17 @@ import json
 import re
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from tunesmith.artifacts.eval_dir import default_eval_dir, write_eval_dir
 from tunesmith.baselines.strategy import Strategy, parse_strategy
 from tunesmith.conversation import Conversation
 from tunesmith.evaluate.graders import Grader, parse_grader
 from tunesmith.generation import generate
 from tunesmith.evaluate.stats import bootstrap_mean_ci, wilson_ci
-from tunesmith.paths import atomic_write_text
 
 
 @dataclass
@@ -104,7 +104,7 @@ def evaluate(
     items = []
     for item_id, conv, prompt, gen in zip(item_ids(conversations), conversations, prompts, generations):
         items.append(grade_item(item_id, conv, [m.to_openai() for m in prompt], gen, graders))
-    out = Path(output_dir) if output_dir else default_output_dir(model_ref, Path(data_path), strategy)
+    out = Path(output_dir) if output_dir else default_eval_dir(model_ref, Path(data_path), strategy)
     summary = summarize(items, graders, model=model_ref, strategy=built, data=Path(data_path),
                         examples_per_s=len(items) / elapsed if elapsed > 0 else 0.0)
     write_eval_dir(out, items, summary)
@@ -169,42 +169,8 @@ def summarize(items: Sequence[ItemResult], graders: Sequence[Grader], *, model: 
     }
 
 
-def write_eval_dir(out: Path, items: Sequence[ItemResult], summary: dict[str, Any]) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "predictions.jsonl", "".join(json.dumps(asdict(it)) + "\n" for it in items))
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-
-
-def default_output_dir(model_ref: str, data: Path, strategy: str) -> Path:
-    """A run directory keeps its evals inside it (`RUN/evals/…`); anything else goes under ./evals/."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", f"{data.stem}-{strategy}").strip("-")
-    model_path = Path(model_ref)
-    if (model_path / "state.json").is_file() or (model_path / "adapter").is_dir():
-        return model_path / "evals" / slug
-    model_slug = re.sub(r"[^A-Za-z0-9._-]+", "-", model_path.name or model_ref).strip("-")
-    return Path("evals") / f"{model_slug}-{slug}"
-
-
 def load_conversations(path: Path) -> list[Conversation]:
     """Any format the data module reads (chat JSONL, prompt/completion, CSV, …), as Conversations."""
     from tunesmith.data.formats import read_conversations
 
     return read_conversations(path)
-
-
-def read_eval_dir(path: str | Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(summary, predictions) of an eval directory, with errors naming the file and line."""
-    path = Path(path)
-    summary_file, predictions_file = path / "summary.json", path / "predictions.jsonl"
-    for required in (summary_file, predictions_file):
-        if not required.is_file():
-            raise FileNotFoundError(f"{path} is not an eval directory: {required.name} is missing")
-    summary = json.loads(summary_file.read_text())
-    predictions = []
-    for line_no, line in enumerate(predictions_file.read_text().splitlines(), 1):
-        if line.strip():
-            try:
-                predictions.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{predictions_file}:{line_no}: not JSON: {e.msg}") from e
-    return summary, predictions

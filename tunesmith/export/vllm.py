@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tunesmith.catalog import find_model_spec
+from tunesmith.models import base_model_id
 from tunesmith.models import find_adapter_dir
 
 # vLLM's LoRA-capable modules per architecture (model_type): the decoder's linear layers, fused and unfused
@@ -92,22 +93,6 @@ def unsupported_module_warnings(config: dict, model_type: str) -> list[str]:
     if config.get("bias", "none") != "none":
         warnings.append("vLLM does not load LoRA bias terms")
     return warnings
-
-
-def base_model_id(adapter: Path, config: dict) -> tuple[str, list[str]]:
-    """The hub id vLLM downloads (a catalog id becomes its Hugging Face id)."""
-    meta = adapter / "tunesmith.json"
-    base = json.loads(meta.read_text()).get("base_model") if meta.is_file() else None
-    base = base or config.get("base_model_name_or_path") or ""
-    spec = find_model_spec(base)
-    if spec is not None and spec.hf_id:
-        return spec.hf_id, []
-    if spec is not None:
-        return base, [f"base model {base!r} has no Hugging Face id: vLLM cannot load it; export it with "
-                      "--merged and serve that folder"]
-    if Path(base).is_dir():
-        return str(Path(base).resolve()), [f"base model is the local folder {base}: vLLM must run where it is"]
-    return base, []
 
 
 def _model_type(config: dict) -> str:

@@ -61,8 +61,7 @@ def generate_vllm(model_ref: str, tokenizer: Any, prompts: Sequence[Prompt], *, 
 def _base_and_adapter(model_ref: str) -> tuple[str, Path | None, int]:
     """(base model id vLLM loads, adapter folder or None, LoRA rank) for a catalog id, hub id or run directory."""
     from tunesmith.catalog import find_model_spec
-    from tunesmith.export.vllm import base_model_id
-    from tunesmith.models import find_adapter_dir
+    from tunesmith.models import base_model_id, find_adapter_dir
 
     path = Path(model_ref)
     adapter = find_adapter_dir(path) if path.exists() else None

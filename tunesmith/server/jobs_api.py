@@ -8,9 +8,10 @@ from typing import Any, Literal, Union
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
+from tunesmith.hparams import LIMITS, limit_error
 from tunesmith.jobs.lifecycle import (JobError, JobRequest, cancel_job, create_job, pause_job, resume_job,
                                       validate_job_files)
-from tunesmith.jobs.runs import run_dir_for
+from tunesmith.artifacts.run_dir import run_dir_for
 from tunesmith.jobs.store import JobRecord
 from tunesmith.server.errors import OpenAIError
 from tunesmith.server.objects import checkpoint_objects, cursor_page, event_objects, job_object
@@ -27,18 +28,18 @@ _SUFFIX = re.compile(r"[A-Za-z0-9._-]{1,64}")  # fullmatch: "a\n" is not a suffi
 
 class Hyperparameters(BaseModel):
     model_config = STRICT
-    batch_size: Union[Auto, int] = Field("auto", description="'auto' or 1-256")
+    batch_size: Union[Auto, int] = Field("auto", description="'auto' or {}-{}".format(*LIMITS["batch_size"]))
     learning_rate_multiplier: Union[Auto, float] = Field(
         "auto", description=f"'auto' or a number > 0 and <= {MAX_LEARNING_RATE_MULTIPLIER:g}")
-    n_epochs: Union[Auto, int] = Field("auto", description="'auto' or 1-50")
+    n_epochs: Union[Auto, int] = Field("auto", description="'auto' or {}-{}".format(*LIMITS["n_epochs"]))
 
     def checked(self, param: str) -> dict[str, Any]:
-        limits = {"batch_size": (1, 256), "n_epochs": (1, 50)}
-        for name, (lo, hi) in limits.items():
+        for name in ("batch_size", "n_epochs", "learning_rate_multiplier"):  # TrainConfig checks the same limits
             value = getattr(self, name)
-            if value != "auto" and not lo <= value <= hi:
-                raise OpenAIError(400, f"{param}.{name} must be 'auto' or between {lo} and {hi}; got {value}",
-                                  param=f"{param}.{name}", code="invalid_value")
+            problem = limit_error(name, value)
+            if problem:
+                raise OpenAIError(400, f"{param}.{name} {problem}; got {value}", param=f"{param}.{name}",
+                                  code="invalid_value")
         lrm = self.learning_rate_multiplier
         if lrm != "auto" and not 0 < lrm <= MAX_LEARNING_RATE_MULTIPLIER:
             raise OpenAIError(400, f"{param}.learning_rate_multiplier must be 'auto' or > 0 and <= "

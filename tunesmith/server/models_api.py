@@ -12,8 +12,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from tunesmith.catalog import CATALOG, ModelSpec, find_model_spec
+from tunesmith.artifacts.run_dir import final_weights_dir, run_dir_for
 from tunesmith.jobs.lifecycle import fine_tuned_model_name, root_base_model, served_model
-from tunesmith.jobs.runs import final_weights_dir, run_dir_for
 from tunesmith.jobs.store import JobRecord
 from tunesmith.server.errors import OpenAIError
 from tunesmith.server.inference import ModelTarget

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.jobs.lifecycle import HYPERPARAMETERS, fine_tuned_model_name
-from tunesmith.jobs.runs import list_checkpoints, read_config, read_events, read_results, read_state, run_dir_for
+from tunesmith.artifacts.run_dir import list_checkpoints, read_config, read_events, read_results, read_state, run_dir_for
 from tunesmith.jobs.store import EventRecord, FileRecord, JobRecord
 
 ORGANIZATION = "org-tunesmith"  # a local server has one organization; the field is required
@@ -49,15 +49,16 @@ def resolved_hyperparameters(requested: dict[str, Any], config: dict[str, Any]) 
 
 
 def estimated_finish(job: JobRecord, run_dir: Path) -> int | None:
-    """Linear extrapolation of the steps done so far; None until a step has finished."""
+    """Linear extrapolation of the steps done since training (re)started, not counting time in the queue or
+    loading the model; None until a step has finished."""
     if job.status != "running":
         return None
     state = read_state(run_dir)
     step, total, updated = state.get("step"), state.get("total_steps"), state.get("updated_at")
-    started = state.get("started_at") or job.created_at
-    if not step or not total or not isinstance(updated, (int, float)):
+    started, done = state.get("started_at"), (step or 0) - (state.get("started_step") or 0)
+    if done <= 0 or not total or not isinstance(updated, (int, float)) or not isinstance(started, (int, float)):
         return None
-    return int(updated + (updated - started) / step * (total - step))
+    return int(updated + (updated - started) / done * (total - step))
 
 
 def event_objects(store_events: list[EventRecord], run_dir: Path) -> list[dict[str, Any]]:
@@ -86,7 +87,7 @@ def checkpoint_objects(job: JobRecord, data_dir: Path) -> list[dict[str, Any]]:
             "fine_tuned_model_checkpoint": f"{model}:ckpt-step-{c.step}", "fine_tuning_job_id": job.id,
             "step_number": c.step, "metrics": {"step": float(c.step), **results.get(c.step, {})},
         }
-        for c in list_checkpoints(run_dir)
+        for c in reversed(list_checkpoints(run_dir))
     ]
 
 

@@ -20,7 +20,8 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from tunesmith.catalog import CATALOG, DEFAULT_MODEL, find_model_spec
-from tunesmith.jobs import runs
+from tunesmith.artifacts import run_dir as runs
+from tunesmith.artifacts.eval_dir import EvalDirError, find_eval_dirs, read_summary
 from tunesmith.jobs.files import file_path
 from tunesmith.jobs.store import JobStore
 from tunesmith.server.state import server_state
@@ -153,23 +154,12 @@ def _eval_roots(request: Request) -> list[Path]:
     return [_data_dir(request) / "evals", *server_state(request).settings.eval_dirs]
 
 
-def find_eval_dirs(roots: list[Path]) -> dict[str, Path]:
-    """Eval directories (those holding summary.json) under `roots`, by id = path relative to its root.
-
-    Ids come from this listing only, so a request can never name a folder outside the roots.
-    """
-    found: dict[str, Path] = {}
-    for root in roots:
-        if not root.is_dir():
-            continue
-        for summary in sorted(root.rglob("summary.json")):
-            rel = summary.parent.relative_to(root).as_posix()
-            found.setdefault(rel if rel != "." else root.name, summary.parent)
-    return found
-
-
-def _read_summary(eval_dir: Path) -> dict[str, Any]:
-    return runs.read_json(eval_dir / "summary.json")
+def _read_summary(path: Path) -> dict[str, Any]:
+    """A listed eval's summary; a broken one is still listed (by id), so the user sees it exists."""
+    try:
+        return read_summary(path)
+    except EvalDirError:
+        return {}
 
 
 @router.get("/evals")
@@ -293,7 +283,6 @@ def assess(
     target: float | None = None,
 ) -> dict[str, Any]:
     """What `tunesmith assess` reports, from files uploaded here and eval runs listed by /ui-api/evals."""
-    from tunesmith.assess.evidence import EvidenceError
     from tunesmith.assess.readiness import assess as assess_readiness
     from tunesmith.data.formats import DataError
 
@@ -310,6 +299,6 @@ def assess(
             train=_training_path(request, file_id) if file_id else None,
             validation=_training_path(request, validation_file_id) if validation_file_id else None,
             baselines=[known[i] for i in wanted], model=model, metric=metric, target=target)
-    except (EvidenceError, DataError, KeyError, ValueError) as e:
+    except (EvalDirError, DataError, KeyError, ValueError) as e:
         raise _bad_request(str(e)) from e
     return _plain(result)

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from tunesmith.training.config import TrainConfig, TrainConfigError
+from tunesmith.train_config import TrainConfig, TrainConfigError
 
 # Every linear layer of the decoder blocks, by architecture (config.model_type). Phi-3 fuses q/k/v and
 # gate/up into single projections, so names hard-coded for Llama would silently train nothing but o/down.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.training.config import TrainConfig
+from tunesmith.train_config import TrainConfig
 from tunesmith.training.render import RenderError, TokenizedExample, loss_fraction, render_example
 
 DEFAULT_MAX_LENGTH = 4096

@@ -3,10 +3,8 @@
     tunesmith train --train data.jsonl --nproc-per-node 8                      # one machine, 8 GPUs
     tunesmith train --train data.jsonl --nproc-per-node 8 --nnodes 2 --node-rank 0 --rdzv-endpoint host:29500
 
-The `tunesmith train` process (the launcher) validates and tokenises the data once, writes it with the
-config to a private folder, then runs `python -m torch.distributed.run … -m tunesmith.training.distributed`.
-Each worker reads that folder instead of tokenising again: no rank sits in a collective while another is
-still tokenising (the classic multi-GPU start-up hang), and every rank trains on byte-identical examples.
+This module holds the World (rank, size) and the collectives the loop uses; `training.launch` starts the
+processes.
 
 Every optimizer step takes the same global batch a single process would; rank r trains examples r, r+W,
 r+2W, … of it, and the loss is divided by the trained-token count summed over all ranks, so the
@@ -15,12 +13,7 @@ gradients, and the loss curve, equal the single-process run's. Only rank 0 write
 
 from __future__ import annotations
 
-import argparse
 import os
-import pickle
-import subprocess
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -142,111 +135,3 @@ def is_sharded(module: Any) -> bool:
 
 
 # --- the launcher ---------------------------------------------------------------------------------------------
-
-
-@dataclass
-class LaunchOptions:
-    nproc_per_node: int
-    nnodes: int = 1
-    node_rank: int = 0
-    rdzv_endpoint: str | None = None
-
-    def torchrun_args(self) -> list[str]:
-        args = [f"--nproc-per-node={self.nproc_per_node}", f"--nnodes={self.nnodes}"]
-        if self.nnodes > 1:
-            if not self.rdzv_endpoint:
-                raise ValueError("--nnodes > 1 needs --rdzv-endpoint HOST:PORT (the same on every node)")
-            args += [f"--node-rank={self.node_rank}", "--rdzv-backend=c10d", f"--rdzv-endpoint={self.rdzv_endpoint}",
-                     "--rdzv-id=tunesmith"]
-        else:  # one machine: a free local port, so two runs side by side do not collide
-            args += ["--standalone"]
-        return args
-
-
-def launch_training(options: LaunchOptions, config: Any = None, *, resume_dir: Path | None = None) -> Any:
-    """`tunesmith train … --nproc-per-node N`: tokenise here once, run torchrun, report rank 0's outcome."""
-    from tunesmith.training import sft
-    from tunesmith.training.config import TrainConfig
-    from tunesmith.training.rundir import RunFiles, new_run_dir, read_json
-
-    world_size = options.nproc_per_node * options.nnodes
-    if resume_dir is not None:
-        run = RunFiles(Path(resume_dir).resolve())
-        if not (run.root / "config.json").is_file():
-            raise FileNotFoundError(f"{run.root} is not a run directory (no config.json)")
-        saved = read_json(run.root / "config.json")
-        recorded = saved.get("world_size", 1)
-        if (run.root / "data.json").is_file() and recorded != world_size:
-            raise ValueError(f"{run.root}: this run was trained on {recorded} process(es); resume it with the "
-                             f"same number, not {world_size}")
-        config = TrainConfig(**{k: v for k, v in saved.items() if k in TrainConfig.model_fields})
-    else:
-        if config.output is None and options.nnodes > 1:
-            raise ValueError("--nnodes > 1 needs --output DIR on shared storage, the same on every node")
-        output = Path(config.output) if config.output else new_run_dir(config.suffix)
-        config = config.model_copy(update={"output": output.resolve()})
-        run = RunFiles(Path(config.output))
-        if options.node_rank == 0 and (run.root / "state.json").is_file():
-            raise FileExistsError(f"{run.root} already holds a run; continue it with `tunesmith train --resume "
-                                  f"{run.root} --nproc-per-node {options.nproc_per_node}`")
-    if config.method == "qlora" and world_size > 1:
-        raise ValueError("--method qlora trains on one GPU only; on several use --method lora (DDP) or full (FSDP)")
-    prepared = sft.plan(config).data  # validated and tokenised once, here, before any rank starts
-    code = launch(run.root, config.to_json_dict(), prepared, options, resuming=resume_dir is not None)
-    state = run.read_state() if (run.root / "state.json").is_file() else {}
-    status = state.get("status", "failed")
-    if code != 0 and status == "running":
-        status = "failed"
-    output_dir = run.root / ("model" if config.method == "full" else "adapter")
-    losses = [float(r["train_loss"]) for r in run.read_results() if r.get("train_loss")]
-    return sft.RunResult(run.root, status, state.get("step", 0), state.get("total_steps") or 0, state.get("epoch", 0),
-                         state.get("trained_tokens", 0), losses[-1] if losses else None,
-                         output_dir if status == "succeeded" else None, state.get("error"))
-
-
-def launch(run_dir: Path, config_json: dict[str, Any], prepared: Any, options: LaunchOptions, *,
-           resuming: bool) -> int:
-    """Run the workers through torchrun and wait; returns torchrun's exit status."""
-    with tempfile.TemporaryDirectory(prefix="tunesmith-launch-") as handoff:
-        handoff_dir = Path(handoff)
-        (handoff_dir / "config.pkl").write_bytes(pickle.dumps(config_json))
-        (handoff_dir / "data.pkl").write_bytes(pickle.dumps(prepared))
-        command = [sys.executable, "-m", "torch.distributed.run", *options.torchrun_args(),
-                   "-m", "tunesmith.training.distributed", "--run-dir", str(run_dir), "--handoff", str(handoff_dir)]
-        if resuming:
-            command.append("--resume")
-        env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-        return subprocess.run(command, env=env).returncode
-
-
-def _worker(argv: list[str] | None = None) -> int:
-    """One rank, started by torchrun: train (or resume) from the launcher's hand-off folder."""
-    from tunesmith.training import sft
-    from tunesmith.training.config import TrainConfig
-
-    parser = argparse.ArgumentParser(prog="tunesmith.training.distributed")
-    parser.add_argument("--run-dir", type=Path, required=True)
-    parser.add_argument("--handoff", type=Path, required=True)
-    parser.add_argument("--resume", action="store_true")
-    args = parser.parse_args(argv)
-    config_json = pickle.loads((args.handoff / "config.pkl").read_bytes())
-    prepared = pickle.loads((args.handoff / "data.pkl").read_bytes())
-    world = world_from_env()
-
-    def print_event(event: dict) -> None:  # the launcher's terminal shows rank 0's events
-        if world.is_main:
-            print(event["message"], flush=True)
-
-    try:
-        if args.resume:
-            result = sft.resume(args.run_dir, on_event=print_event, prepared=prepared)
-        else:
-            config = TrainConfig(**{k: v for k, v in config_json.items() if k in TrainConfig.model_fields})
-            result = sft.train(config, on_event=print_event, prepared=prepared)
-    finally:
-        destroy_process_group()
-    return 0 if result.status in ("succeeded", "paused", "cancelled") else 1
-
-
-if __name__ == "__main__":
-    sys.exit(_worker())

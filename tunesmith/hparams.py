@@ -1,8 +1,25 @@
-"""`"auto"` hyperparameters, derived from the data the way OpenAI's fine-tuning API does."""
+"""`"auto"` hyperparameters, derived from the data the way OpenAI's fine-tuning API does, and their limits.
+
+TrainConfig (CLI, YAML, `tunesmith.train`) and the jobs API check values against the same LIMITS.
+"""
 
 from __future__ import annotations
 
 import math
+from typing import Any
+
+# The ranges OpenAI's fine-tuning API accepts; "auto" always passes.
+LIMITS: dict[str, tuple[int, int]] = {"batch_size": (1, 256), "n_epochs": (1, 50)}
+
+
+def limit_error(name: str, value: Any) -> str | None:
+    """Why `value` is not a valid `name` ("auto", a whole number within LIMITS, or a multiplier > 0); None if it is."""
+    if value == "auto":
+        return None
+    if name == "learning_rate_multiplier":
+        return None if float(value) > 0 else "must be 'auto' or a number > 0"
+    lo, hi = LIMITS[name]
+    return None if lo <= int(value) <= hi else f"must be 'auto' or a whole number between {lo} and {hi}"
 
 # OpenAI's published heuristic (cookbook "Chat_finetuning_data_prep"): aim at ~3 epochs, but see at least
 # 100 and at most 25,000 examples in total.

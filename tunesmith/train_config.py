@@ -12,6 +12,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tunesmith.catalog import DEFAULT_MODEL
+from tunesmith.hparams import limit_error
 
 Auto = Literal["auto"]
 
@@ -58,23 +59,23 @@ class TrainConfig(BaseModel):
     )
     save_total_limit: int = Field(3, ge=1, description="checkpoints kept")
 
-    @field_validator("n_epochs", "batch_size")
+    @field_validator("n_epochs", "batch_size", "learning_rate_multiplier")
     @classmethod
-    def _positive_int(cls, v: Any) -> Any:
-        if v != "auto" and int(v) < 1:
-            raise ValueError("must be 'auto' or a whole number >= 1")
-        return v
-
-    @field_validator("learning_rate_multiplier")
-    @classmethod
-    def _positive_float(cls, v: Any) -> Any:
-        if v != "auto" and float(v) <= 0:
-            raise ValueError("must be 'auto' or a number > 0")
+    def _within_limits(cls, v: Any, info: Any) -> Any:
+        problem = limit_error(info.field_name, v)  # the same limits as the jobs API (hparams.LIMITS)
+        if problem:
+            raise ValueError(problem)
         return v
 
     def to_json_dict(self) -> dict[str, Any]:
         """Field names (not aliases), paths as strings: what config.json holds and the YAML file may say."""
         return self.model_dump(mode="json", by_alias=False)
+
+    @classmethod
+    def from_json_dict(cls, saved: dict[str, Any]) -> "TrainConfig":
+        """The inverse of to_json_dict; what the trainer added to config.json (base_model, world_size, …)
+        is left out."""
+        return cls(**{k: v for k, v in saved.items() if k in cls.model_fields})
 
 
 def load_config_file(path: Path, **overrides: Any) -> TrainConfig:
@@ -86,10 +87,15 @@ def load_config_file(path: Path, **overrides: Any) -> TrainConfig:
         raise TrainConfigError(f"{path}: cannot read config: {e}") from e
     if not isinstance(data, dict):
         raise TrainConfigError(f"{path}: expected a mapping of option: value, got {type(data).__name__}")
-    aliases = {"train": "training_file", "validation": "validation_file"}
-    data = {aliases.get(k.replace("-", "_"), k.replace("-", "_")): v for k, v in data.items()}
-    data.update({k: v for k, v in overrides.items() if v is not None})
+    data = {_field_name(k): v for k, v in data.items()}
+    data.update({_field_name(k): v for k, v in overrides.items() if v is not None})
     return build_config(data, source=str(path))
+
+
+def _field_name(key: str) -> str:
+    """A YAML key or CLI option (`n-epochs`, the `train` / `validation` aliases) as the TrainConfig field name."""
+    key = key.replace("-", "_")
+    return {"train": "training_file", "validation": "validation_file"}.get(key, key)
 
 
 def build_config(data: dict[str, Any], source: str = "options") -> TrainConfig:

@@ -1,8 +1,10 @@
-"""The run directory: the unit of truth the jobs server, the API and the UI read.
+"""The run directory: the unit of truth the trainer writes and the jobs server, the API and the UI read.
 
 config.json, data.json, state.json, results.csv, events.jsonl, checkpoints/step-N/, metrics.png and the
 final adapter/ (or model/). JSON files are written atomically; results.csv and events.jsonl are append-only
-logs, flushed per line, and cut back to the checkpoint on resume.
+logs, flushed per line, and cut back to the checkpoint on resume. This module is the one writer and the one
+reader: every reader tolerates a run that has not started or is half written (a missing file reads as empty).
+A job's run directory is `<data dir>/runs/<job id>` (`run_dir_for`).
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from pathlib import Path
 from typing import Any, Callable
 
 from tunesmith.paths import atomic_write_text, data_dir
+from tunesmith.train_config import TrainConfig
 
 RESULTS_COLUMNS = (
     "step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
     "full_valid_loss", "full_valid_mean_token_accuracy",
 )
 STATUSES = ("queued", "running", "paused", "succeeded", "failed", "cancelled")
+_STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 StopSignal = Callable[[], Any]  # falsy: go on; "pause": checkpoint and pause; other truthy: checkpoint and cancel
@@ -44,6 +48,71 @@ class RunResult:
     error: str | None = None
 
 
+def new_run_dir(suffix: str | None = None) -> Path:
+    """A fresh directory under <data dir>/runs named like an OpenAI job id."""
+    name = "ftjob-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+    if suffix:
+        name += "-" + re.sub(r"[^A-Za-z0-9_.-]", "-", suffix)
+    return data_dir() / "runs" / name
+
+
+def run_dir_for(data_dir: Path, job_id: str) -> Path:
+    """A job's run directory under the server's data directory."""
+    return Path(data_dir) / "runs" / job_id
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON file of the run; {} when it is missing or unreadable (not written yet)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def read_state(run_dir: Path) -> dict[str, Any]:
+    """state.json: status, step, total_steps, epoch, trained_tokens, error, started_at, updated_at
+    ({} before the run)."""
+    return read_json(Path(run_dir) / "state.json")
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    """config.json: the resolved TrainConfig (hyperparameters as numbers) plus what the trainer chose."""
+    return read_json(Path(run_dir) / "config.json")
+
+
+def saved_config(run_dir: Path) -> TrainConfig:
+    """The TrainConfig a run was started with, rebuilt from its config.json (the one place that does this)."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{Path(run_dir)} is not a run directory (no config.json)")
+    return TrainConfig.from_json_dict(read_json(path))
+
+
+def results_rows(run_dir: Path) -> list[dict[str, str]]:
+    """results.csv as written: one dict of strings per row (empty cells "")."""
+    path = Path(run_dir) / "results.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def read_results(run_dir: Path) -> dict[int, dict[str, float]]:
+    """results.csv as {step: {column: value}}, empty cells left out."""
+    rows: dict[int, dict[str, float]] = {}
+    for row in results_rows(run_dir):
+        try:
+            step = int(float(row.get("step") or ""))
+        except ValueError:
+            continue
+        rows[step] = {k: float(v) for k, v in row.items() if k != "step" and v not in (None, "")}
+    return rows
+
+
 def read_events(run_dir: Path) -> list[dict[str, Any]]:
     """events.jsonl, oldest first; a line being written (or cut short by a crash) is skipped."""
     path = Path(run_dir) / "events.jsonl"
@@ -58,20 +127,31 @@ def read_events(run_dir: Path) -> list[dict[str, Any]]:
     return events
 
 
-def new_run_dir(suffix: str | None = None) -> Path:
-    """A fresh directory under <data dir>/runs named like an OpenAI job id."""
-    name = "ftjob-" + time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
-    if suffix:
-        name += "-" + re.sub(r"[^A-Za-z0-9_.-]", "-", suffix)
-    return data_dir() / "runs" / name
+@dataclass
+class Checkpoint:
+    step: int
+    path: Path
+    created_at: int
 
 
-def write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
+    """Complete checkpoints (`checkpoints/step-N/`, trainer_state.pt written last), oldest first."""
+    root = Path(run_dir) / "checkpoints"
+    found = []
+    for child in root.iterdir() if root.is_dir() else ():
+        match = _STEP_DIR.match(child.name)
+        if match and (child / "trainer_state.pt").is_file():
+            found.append(Checkpoint(int(match.group(1)), child, int(child.stat().st_mtime)))
+    return sorted(found, key=lambda c: c.step)
 
 
-def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+def final_weights_dir(run_dir: Path) -> Path | None:
+    """The run's result: `adapter/` (LoRA) or `model/` (full fine-tune); None until training finished."""
+    for name in ("adapter", "model"):
+        candidate = Path(run_dir) / name
+        if candidate.is_dir() and any(candidate.iterdir()):
+            return candidate
+    return None
 
 
 @dataclass
@@ -84,15 +164,14 @@ class RunFiles:
 
     def write_state(self, status: str, **fields: Any) -> dict[str, Any]:
         assert status in STATUSES, status
-        path = self.root / "state.json"
-        state = read_json(path) if path.is_file() else {}
+        state = read_state(self.root)
         state.update(fields, status=status, updated_at=int(time.time()))
         state.setdefault("error", None)
-        write_json(path, state)
+        write_json(self.root / "state.json", state)
         return state
 
     def read_state(self) -> dict[str, Any]:
-        return read_json(self.root / "state.json")
+        return read_state(self.root)
 
     def append_result(self, row: dict[str, Any]) -> None:
         path = self.root / "results.csv"
@@ -103,16 +182,9 @@ class RunFiles:
                 writer.writeheader()
             writer.writerow({k: _fmt(row.get(k)) for k in RESULTS_COLUMNS})
 
-    def read_results(self) -> list[dict[str, str]]:
-        path = self.root / "results.csv"
-        if not path.is_file():
-            return []
-        with open(path, newline="") as f:
-            return list(csv.DictReader(f))
-
     def truncate_results(self, last_step: int) -> None:
         """Drop rows after `last_step`: a resumed run recomputes them."""
-        kept = [r for r in self.read_results() if int(r["step"]) <= last_step]
+        kept = [r for r in results_rows(self.root) if int(r["step"]) <= last_step]
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -138,16 +210,9 @@ class RunFiles:
     def checkpoint_dir(self, step: int) -> Path:
         return self.checkpoints / f"step-{step}"
 
-    def list_checkpoints(self) -> list[Path]:
-        """Complete checkpoints (trainer_state.pt written last), oldest first."""
-        if not self.checkpoints.is_dir():
-            return []
-        found = [p for p in self.checkpoints.glob("step-*") if (p / "trainer_state.pt").is_file()]
-        return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
     def prune_checkpoints(self, keep: int) -> None:
-        for old in self.list_checkpoints()[:-keep]:
-            shutil.rmtree(old, ignore_errors=True)
+        for old in list_checkpoints(self.root)[:-keep]:
+            shutil.rmtree(old.path, ignore_errors=True)
 
 
 class FollowerRunFiles(RunFiles):
@@ -180,7 +245,7 @@ def _fmt(value: Any) -> str:
 
 def plot_metrics(run: RunFiles) -> Path | None:
     """metrics.png: loss and token accuracy per step, train and validation."""
-    rows = run.read_results()
+    rows = results_rows(run.root)
     if not rows:
         return None
     import matplotlib

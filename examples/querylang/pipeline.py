@@ -284,7 +284,7 @@ def run_eval(config: PipelineConfig, label: str, model: str, data: dict[str, Pat
 def write_comparison(best: EvalRow, baselines: list[EvalRow], fine_tuned: list[EvalRow],
                      folder: Path) -> tuple[Path, str | None]:
     from tunesmith.evaluate.compare import compare
-    from tunesmith.evaluate.report import write_report
+    from tunesmith.evaluate.comparison_report import write_report
 
     others = [r.directory for r in baselines if r is not best] + [r.directory for r in fine_tuned]
     comparison = compare([best.directory, *others], baseline=best.directory)

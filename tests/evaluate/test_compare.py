@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tunesmith.evaluate.compare import MIN_PAIRED_ITEMS, compare, verdict
-from tunesmith.evaluate.report import write_report
+from tunesmith.evaluate.comparison_report import write_report
 from tunesmith.artifacts.eval_dir import write_eval_dir
 from tunesmith.evaluate.run import ItemResult
 

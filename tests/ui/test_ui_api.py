@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from tests.ui.fixtures import write_eval_pair
 from tunesmith.jobs.store import FileRecord, JobRecord, JobStore, default_db_url, now
 from tunesmith.server import ui_api
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def compare_command(
 ) -> None:
     """Paired A/B comparison: delta, 95% CI, McNemar / permutation p, verdict, items fixed and broken."""
     from tunesmith.evaluate.compare import compare
-    from tunesmith.evaluate.report import write_report
+    from tunesmith.evaluate.comparison_report import write_report
 
     try:
         comparison = compare(evals, baseline=baseline)

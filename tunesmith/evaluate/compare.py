@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from tunesmith.artifacts.eval_dir import EvalRun, read_eval_run
-from tunesmith.evaluate.stats import mcnemar_exact_p, paired_bootstrap_ci, sign_flip_p
+from tunesmith.evaluate.significance import mcnemar_exact_p, paired_bootstrap_ci, sign_flip_p
 
 ALPHA = 0.05
 MIN_PAIRED_ITEMS = 10

@@ -22,7 +22,7 @@ from tunesmith.baselines.strategy import Strategy, parse_strategy
 from tunesmith.conversation import Conversation
 from tunesmith.evaluate.graders import Grader, parse_grader
 from tunesmith.generation import generate
-from tunesmith.evaluate.stats import bootstrap_mean_ci, wilson_ci
+from tunesmith.evaluate.significance import bootstrap_mean_ci, wilson_ci
 
 
 @dataclass

@@ -4,7 +4,7 @@ Everything here reads what other parts wrote: the job store's file records, run 
 (`<data dir>/runs/<job id>`), eval directories (`<data dir>/evals/**/summary.json`), and the catalog.
 Nothing here writes; uploads, jobs and deletes go through the OpenAI-shaped `/v1` API like any SDK client.
 
-The store and data directory come from the app's `ServerState` (`server.state.server_state`); its settings'
+The store and data directory come from the app's `ServerState` (`server.settings.server_state`); its settings'
 `eval_dirs` (`tunesmith serve --evals-dir DIR`) add folders of eval runs kept elsewhere.
 """
 
@@ -24,7 +24,7 @@ from tunesmith.artifacts import run_dir as runs
 from tunesmith.artifacts.eval_dir import EvalDirError, find_eval_dirs, read_summary
 from tunesmith.jobs.files import file_path
 from tunesmith.jobs.store import JobStore
-from tunesmith.server.state import server_state
+from tunesmith.server.settings import server_state
 
 router = APIRouter(prefix="/ui-api", tags=["studio"])
 

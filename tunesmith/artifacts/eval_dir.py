@@ -147,7 +147,7 @@ def write_eval_dir(out: Path, items: Sequence[Any], summary: dict[str, Any]) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [dataclasses.asdict(it) if dataclasses.is_dataclass(it) else it for it in items]
-    rows = [{"id": row["id"], "key": row.get("key"), **row} if "id" in row else row for row in rows]  # key by id
+    rows = [{"id": row["id"], "key": row["key"], **row} if "key" in row and "id" in row else row for row in rows]
     atomic_write_text(out / PREDICTIONS, "".join(json.dumps(row) + "\n" for row in rows))
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
 

@@ -30,14 +30,19 @@ class Pairing:
     n_baseline: int = 0
     n_treatment: int = 0
     problem: str | None = None  # why the two evals do not pair; None when they do
+    questions: dict[str, str] = field(default_factory=dict, repr=False)  # unpaired key -> its question, shortened
 
     def describe(self) -> str:
-        """One line: how many items paired out of each side, and which did not."""
+        """One line: how many items paired out of each side, and which did not (by their question)."""
         line = (f"paired {len(self.keys)} of {self.n_baseline} baseline items and {len(self.keys)} of "
                 f"{self.n_treatment} items of this run (by {self.pair_by})")
-        unpaired = [f"only in the baseline: {_few(self.only_in_baseline)}" if self.only_in_baseline else "",
-                    f"only in this run: {_few(self.only_in_treatment)}" if self.only_in_treatment else ""]
+        unpaired = [f"only in the baseline: {self._few(self.only_in_baseline)}" if self.only_in_baseline else "",
+                    f"only in this run: {self._few(self.only_in_treatment)}" if self.only_in_treatment else ""]
         return "; ".join([line] + [u for u in unpaired if u])
+
+    def _few(self, keys: list[str], limit: int = 5) -> str:
+        shown = ", ".join(f"{k} ({self.questions[k]!r})" if self.questions.get(k) else k for k in keys[:limit])
+        return shown + (f" … (+{len(keys) - limit})" if len(keys) > limit else "")
 
 
 def pair_items(base: EvalRun, treat: EvalRun, pair_by: str = "question") -> Pairing:
@@ -49,6 +54,9 @@ def pair_items(base: EvalRun, treat: EvalRun, pair_by: str = "question") -> Pair
     pairing = Pairing(pair_by, keys, match_graders(base, treat),
                       only_in_baseline=[k for k in b if k not in t], only_in_treatment=[k for k in t if k not in b],
                       n_baseline=len(b), n_treatment=len(t))
+    pairing.questions = {k: _question(items[k]) for items, unpaired in ((b, pairing.only_in_baseline),
+                                                                        (t, pairing.only_in_treatment))
+                         for k in unpaired[:5]}
     pairing.problem = _why_not_paired(base, treat, pairing)
     return pairing
 
@@ -104,5 +112,8 @@ def _same_file(a: str | None, b: str | None) -> bool:
     return a == b or Path(a).expanduser().resolve() == Path(b).expanduser().resolve()
 
 
-def _few(keys: list[str], limit: int = 10) -> str:
-    return ", ".join(keys[:limit]) + (f" … (+{len(keys) - limit})" if len(keys) > limit else "")
+def _question(prediction: dict[str, Any], limit: int = 40) -> str:
+    """The last user turn an item asked, cut to `limit` characters: how a person recognises it."""
+    users = [m.get("content") for m in prediction.get("messages") or [] if isinstance(m, dict) and m.get("role") == "user"]
+    text = " ".join(str(users[-1] or "").split()) if users else ""
+    return text if len(text) <= limit else text[:limit - 1] + "…"

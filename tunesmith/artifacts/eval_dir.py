@@ -1,7 +1,7 @@
 """The eval directory: `tunesmith eval` writes it; compare, the readiness assessment and the studio read it.
 
     <eval dir>/summary.json        {"model", "strategy", "data", "n", "graders": {name: {"mean", "pass_rate",
-                                    "ci95": [lo, hi], "n", "binary", "threshold"}}, "prompt_tokens_mean",
+                                    "ci95": [lo, hi], "n", "binary", "threshold", "target"}}, "prompt_tokens_mean",
                                     "completion_tokens_mean", "latency_s_mean", "examples_per_s",
                                     "strategy_notes", "created_at"}
     <eval dir>/predictions.jsonl   one line per test item: {"id", "key", "messages", "reference", "output",
@@ -12,6 +12,8 @@
 its own turns (user turns, tool results, earlier assistant turns) and the reference answer, never a system
 prompt nor what a strategy added (few-shot turns, retrieved context), so evals of the same questions prompted
 differently pair up. Eval dirs written before `key` existed get it recomputed from their stored messages.
+A grader's `target` is what it checked against, resolved when the eval ran (a database or schema file's absolute
+path), so compare matches `sql-exec:./geo.sqlite` with `sql-exec:geo.sqlite` (evaluate/pairing.py).
 
 By default an eval lands in `<data dir>/evals/<model>-<data>-<strategy>`, where the studio lists it. This module
 is the one writer and the one reader; errors name the file, the line and the field.

@@ -7,7 +7,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from tests.generation.conftest import TEXTS, lively_model, text_prompts
-from tunesmith.generation import Engine, GenerationError, SamplingParams, generate
+from tunesmith.generation import BASE_MODEL, Engine, GenerationError, SamplingParams, generate
 from tunesmith.generation.engine import MIXED
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*is_gradient_checkpointing:FutureWarning")
@@ -58,10 +58,10 @@ def test_lora_and_mixed_adapters_in_one_step_match_each_alone():
     model, tokenizer = lively_model()
     peft = with_lora(no_eos(model), [("one", 1), ("two", 2)])
     prompts = text_prompts(tokenizer, TEXTS[:6])
-    adapters = [None, "one", "two", "one", None, "two"]
+    adapters = [BASE_MODEL, "one", "two", "one", BASE_MODEL, "two"]
     expected = []
     for prompt, adapter in zip(prompts, adapters):
-        if adapter is None:
+        if adapter == BASE_MODEL:
             with peft.disable_adapter():
                 expected.append(hf_greedy(peft, prompt, 9))
         else:
@@ -73,6 +73,18 @@ def test_lora_and_mixed_adapters_in_one_step_match_each_alone():
     assert engine.steps[0] == 6  # all six rows, three models, in one decode step
     assert expected[0] != expected[1] != expected[2]  # the adapters do change the answer
     assert all(not m._forward_pre_hooks for m in peft.modules())  # PEFT's per-row hooks are gone
+
+
+def test_a_peft_model_without_adapter_names_answers_with_its_active_adapter():
+    """A fine-tuned run being evaluated: rows that name no adapter get the model as it is, adapter on."""
+    model, tokenizer = lively_model()
+    peft = with_lora(no_eos(model), [("tuned", 4)])
+    prompts = text_prompts(tokenizer, TEXTS[:3])
+    expected = [hf_greedy(peft, p, 6) for p in prompts]
+    with peft.disable_adapter():
+        base = [hf_greedy(peft, p, 6) for p in prompts]
+    assert expected != base
+    assert [g.token_ids for g in generate(peft, tokenizer, prompts, max_new_tokens=6)] == expected
 
 
 def test_a_request_joins_mid_flight_and_does_not_wait_for_the_long_one():
@@ -134,7 +146,7 @@ def test_nan_adapter_fails_its_rows_only_then_the_base_model_serves_again():
     prompts = text_prompts(tokenizer, TEXTS[:3])
     engine = Engine(peft, tokenizer)
     jobs = [engine.submit(p, SamplingParams(max_tokens=6, temperature=0.8, seed=1), adapter=a)
-            for p, a in zip(prompts, [None, "nan", "good"])]
+            for p, a in zip(prompts, [BASE_MODEL, "nan", "good"])]
     while not all(j.done() for j in jobs):
         engine.step()
     with pytest.raises(GenerationError, match="non-finite"):
@@ -142,7 +154,8 @@ def test_nan_adapter_fails_its_rows_only_then_the_base_model_serves_again():
     assert jobs[0].result().completion_tokens == 6 and jobs[2].result().completion_tokens == 6
     with peft.disable_adapter():
         expected = hf_greedy(peft, prompts[0], 5)
-    assert engine.generate([prompts[0]], SamplingParams(max_tokens=5))[0].token_ids == expected
+    later = engine.generate([prompts[0]], SamplingParams(max_tokens=5), adapters=[BASE_MODEL])[0]
+    assert later.token_ids == expected
     assert all(not m._forward_pre_hooks for m in peft.modules())
 
 
@@ -153,7 +166,8 @@ def test_a_mixed_adapter_forward_that_raises_leaves_no_hooks_behind():
     handle = poison_on(peft, prompts[1][0])
     engine = Engine(peft, tokenizer)
     try:
-        jobs = [engine.submit(p, SamplingParams(max_tokens=3), adapter=a) for p, a in zip(prompts, [None, "one"])]
+        jobs = [engine.submit(p, SamplingParams(max_tokens=3), adapter=a)
+                for p, a in zip(prompts, [BASE_MODEL, "one"])]
         while not all(j.done() for j in jobs):
             engine.step()
     finally:
@@ -163,7 +177,7 @@ def test_a_mixed_adapter_forward_that_raises_leaves_no_hooks_behind():
         jobs[1].result()
     lora_hooks = [m for m in peft.modules() if m._forward_pre_hooks]
     assert lora_hooks == []  # the failed mixed step's adapter_names hooks were removed
-    later = engine.generate(prompts, SamplingParams(max_tokens=3), adapters=[None, "one"])
+    later = engine.generate(prompts, SamplingParams(max_tokens=3), adapters=[BASE_MODEL, "one"])
     assert all(g.completion_tokens == 3 for g in later)
 
 
@@ -245,8 +259,8 @@ def test_non_mixable_adapters_get_a_cohort_of_their_own():
     peft = get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], use_dora=True,
                                             init_lora_weights=False, task_type="CAUSAL_LM"), adapter_name="dora").eval()
     engine = Engine(peft, tokenizer)
-    assert engine._cohort_key("dora") == "dora" and engine._cohort_key(None) == MIXED
+    assert engine._cohort_key("dora") == "dora" and engine._cohort_key(BASE_MODEL) == MIXED
     prompts = text_prompts(tokenizer, TEXTS[:2])
     expected = hf_greedy(peft, prompts[1], 4)
-    got = engine.generate(prompts, SamplingParams(max_tokens=4), adapters=[None, "dora"])
+    got = engine.generate(prompts, SamplingParams(max_tokens=4), adapters=[BASE_MODEL, "dora"])
     assert got[1].token_ids == expected and got[0].completion_tokens == 4

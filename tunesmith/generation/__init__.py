@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from tunesmith.generation.engine import DEFAULT_MAX_BATCH, Engine
+from tunesmith.generation.engine import BASE_MODEL, DEFAULT_MAX_BATCH, Engine
 from tunesmith.generation.prefixes import PREFIX_CACHE_MIN_TOKENS
 from tunesmith.generation.prompts import Prompt, common_prefix_len, encode_prompt, eos_token_ids
 from tunesmith.generation.requests import Completion, ContextLengthError, Generation, GenerationError
 from tunesmith.generation.sampling import SamplingParams, TokenLogprob
 from tunesmith.generation.threads import configure_threads
 
-__all__ = ["Completion", "ContextLengthError", "Engine", "Generation", "GenerationError", "PREFIX_CACHE_MIN_TOKENS",
+__all__ = ["BASE_MODEL", "Completion", "ContextLengthError", "Engine", "Generation", "GenerationError", "PREFIX_CACHE_MIN_TOKENS",
            "Prompt", "SamplingParams", "TokenLogprob", "common_prefix_len", "configure_threads", "encode_prompt",
            "eos_token_ids", "generate", "shared_prefix_len"]
 

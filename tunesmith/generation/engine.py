@@ -34,6 +34,9 @@ from tunesmith.generation.text import RowText
 DEFAULT_MAX_BATCH = 16
 PREFILL_TOKEN_BUDGET = 4096  # padded tokens per prefill forward: bounds the memory of admitting many at once
 MIXED = "__mixed__"  # the cohort of the base model and every LoRA adapter PEFT can mix in one batch
+BASE_MODEL = "__base__"  # a row's adapter: the base model with every adapter off (PEFT's own name for it)
+# A row's adapter None means "the model as it is": a PeftModel's active adapter (a run being evaluated), or the
+# plain model. The server names every row's adapter, BASE_MODEL included, since its adapters come and go.
 
 
 @dataclass
@@ -293,27 +296,37 @@ class Engine:
     @contextmanager
     def _adapters(self, adapters: list[str | None]) -> Iterator[dict[str, Any]]:
         """The forward's adapter setting for these rows; PEFT's per-row hooks are always removed afterwards."""
-        distinct = set(adapters)
+        names = [self._resolved(a) for a in adapters]
+        distinct = set(names)
         if not hasattr(self.model, "peft_config"):
-            if distinct != {None}:
-                raise GenerationError(f"no adapter {sorted(a for a in distinct if a)} is loaded on this model")
             yield {}
-        elif distinct == {None}:
+        elif distinct == {BASE_MODEL}:
             with self.model.disable_adapter():
                 yield {}
         elif len(distinct) == 1:
-            self.model.set_adapter(adapters[0])
+            self.model.set_adapter(names[0])
             yield {}
         else:
             with _no_leaked_hooks(self.model):
-                yield {"adapter_names": ["__base__" if a is None else a for a in adapters]}
+                yield {"adapter_names": names}
+
+    def _resolved(self, adapter: str | None) -> str:
+        """The PEFT adapter name a row runs with (BASE_MODEL for none); a name the model lacks is an error."""
+        if not hasattr(self.model, "peft_config"):
+            if adapter not in (None, BASE_MODEL):
+                raise GenerationError(f"no adapter {adapter!r} is loaded on this model")
+            return BASE_MODEL
+        if adapter is None:
+            active = self.model.active_adapter
+            return active if isinstance(active, str) else active[0]
+        return adapter
 
     def _cohort_key(self, adapter: str | None) -> str:
-        if adapter is None:
+        if adapter == BASE_MODEL or not hasattr(self.model, "peft_config"):
             return MIXED
-        config = getattr(self.model, "peft_config", {}).get(adapter)
+        config = self.model.peft_config.get(self._resolved(adapter))
         mixable = getattr(config, "peft_type", None) == "LORA" and not getattr(config, "use_dora", False)
-        return MIXED if mixable else adapter
+        return MIXED if mixable else self._resolved(adapter)
 
 
 @contextmanager

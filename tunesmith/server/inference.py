@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tunesmith.generation import Completion, Engine, SamplingParams
-from tunesmith.generation.engine import DEFAULT_MAX_BATCH
+from tunesmith.generation.engine import BASE_MODEL, DEFAULT_MAX_BATCH
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class ModelPool:
         """Queue one request on its base's engine, with its adapter loaded; wait on, or stream, what comes back."""
         with self._lock:
             base = self._base(target.base)
-            adapter, tokenizer = (None, base.loaded.tokenizer) if target.adapter_dir is None else \
+            adapter, tokenizer = (BASE_MODEL, base.loaded.tokenizer) if target.adapter_dir is None else \
                 self._activate(base, Path(target.adapter_dir))
             completion = base.engine.submit(prompt_ids, params, adapter=adapter, tokenizer=tokenizer, stream=stream)
         base.engine.start()

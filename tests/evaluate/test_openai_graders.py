@@ -114,6 +114,12 @@ def test_validation_names_the_field():
                "passing_labels": ["b"]}, "grader.passing_labels"),
              ({"type": "score_model", "model": "m", "input": [{"role": "user", "content": "x"}], "range": [1, 0]},
               "grader.range"),
+             ({"type": "score_model", "model": "m", "input": [{"role": "user", "content": "x"}],
+               "sampling_params": {"temperature": "hot"}}, "grader.sampling_params.temperature"),
+             ({"type": "label_model", "model": "m", "input": [{"role": "user", "content": None}], "labels": ["a"],
+               "passing_labels": ["a"]}, "grader.input[0].content"),
+             ({"type": "label_model", "model": "m", "input": [{"role": "user", "content": "x"}], "labels": ["a"],
+               "passing_labels": [{"a": 1}]}, "grader.passing_labels"),
              ({"type": "python", "source": "def grade(sample, item):\n  return (\n"}, "grader.source"),
              ({"type": "multi", "calculate_output": "a + c", "graders": {"a": {"type": "string_check", "input": "a",
                "reference": "b", "operation": "eq"}}}, "grader.calculate_output"),
@@ -285,6 +291,9 @@ def test_score_model_runs_a_local_model_for_real():
     usage = response["model_grader_token_usage_per_model"]["tiny-random"]
     assert usage["completion_tokens"] <= 4 and usage["prompt_tokens"] > 0
     assert 0.0 <= response["reward"] <= 1.0
+    too_long = {**spec, "input": [{"role": "user", "content": "Rate " + "word " * 3000 + "{{ sample.output_text }}"}]}
+    errors = run_grader(too_long, "Paris")["metadata"]["errors"]  # over tiny-random's 2,048 tokens: reported
+    assert errors["model_grader_server_error"] and "context length" in errors["model_grader_server_error_details"]
     unknown = run_grader({**spec, "model": "gpt-4o-2024-08-06"}, "Paris")
     assert unknown["metadata"]["errors"]["model_grader_server_error"]
     assert "cannot run here" in unknown["metadata"]["errors"]["model_grader_server_error_details"]

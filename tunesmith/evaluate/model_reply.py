@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from tunesmith.generation import Generation, generate
+from tunesmith.generation import ContextLengthError, Generation, GenerationError, generate
 
 PROVIDER_PREFIX = "provider:"
 
@@ -21,8 +21,11 @@ def model_reply(model: str, messages: list[dict[str, Any]], *, max_tokens: int =
     if model.startswith(PROVIDER_PREFIX):
         return _provider_reply(model, messages, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed)
     loaded = _load(model)
-    return generate(loaded.model, loaded.tokenizer, [messages], max_new_tokens=max_tokens, temperature=temperature,
-                    top_p=top_p, seed=seed)[0]
+    try:
+        return generate(loaded.model, loaded.tokenizer, [messages], max_new_tokens=max_tokens,
+                        temperature=temperature, top_p=top_p, seed=seed)[0]
+    except (GenerationError, ContextLengthError, ValueError) as e:  # e.g. a rendered prompt over the context
+        raise ModelReplyError(f"model {model!r} could not answer: {e}") from None
 
 
 @lru_cache(maxsize=4)  # a grader asks the same model for every item: load it once
@@ -38,6 +41,8 @@ def _load(model: str) -> Any:
 
 
 def _provider_reply(model: str, messages: list[dict[str, Any]], **params: Any) -> Generation:
+    import openai
+
     from tunesmith.generation.remote import generate_remote
     from tunesmith.providers.config import ProviderError
 
@@ -49,5 +54,5 @@ def _provider_reply(model: str, messages: list[dict[str, Any]], **params: Any) -
         return generate_remote(provider, model_id, [messages], max_new_tokens=params["max_tokens"],
                                temperature=params["temperature"], top_p=params["top_p"], seed=params["seed"],
                                batch_size=1)[0]
-    except (ProviderError, OSError) as e:
+    except (ProviderError, OSError, openai.OpenAIError) as e:
         raise ModelReplyError(f"{model!r}: {e}") from None

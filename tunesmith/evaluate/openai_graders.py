@@ -144,8 +144,18 @@ def _validate_score_model(spec: dict, where: str) -> None:
     if (not isinstance(bounds, list) or len(bounds) != 2 or not all(isinstance(b, (int, float)) for b in bounds)
             or bounds[0] >= bounds[1]):
         raise OpenAIGraderError(f"{where}.range", "must be two numbers [low, high] with low < high")
-    if not isinstance(spec.get("sampling_params", {}), dict):
+    params = spec.get("sampling_params") or {}
+    if not isinstance(params, dict):
         raise OpenAIGraderError(f"{where}.sampling_params", "must be an object")
+    kinds = {"max_completions_tokens": int, "seed": int, "temperature": (int, float), "top_p": (int, float),
+             "reasoning_effort": str}
+    for key, value in params.items():
+        if key not in kinds:
+            raise OpenAIGraderError(f"{where}.sampling_params.{key}", "not a sampling parameter")
+        if value is not None and (not isinstance(value, kinds[key]) or isinstance(value, bool)):
+            raise OpenAIGraderError(f"{where}.sampling_params.{key}", "has the wrong type")
+    if (params.get("max_completions_tokens") or 1) < 1:
+        raise OpenAIGraderError(f"{where}.sampling_params.max_completions_tokens", "must be at least 1")
 
 
 def _validate_label_model(spec: dict, where: str) -> None:
@@ -153,7 +163,7 @@ def _validate_label_model(spec: dict, where: str) -> None:
     labels, passing = spec["labels"], spec["passing_labels"]
     if not isinstance(labels, list) or not labels or not all(isinstance(x, str) and x for x in labels):
         raise OpenAIGraderError(f"{where}.labels", "must be a non-empty list of strings")
-    if not isinstance(passing, list) or not set(passing) <= set(labels):
+    if not isinstance(passing, list) or not all(isinstance(x, str) for x in passing) or not set(passing) <= set(labels):
         raise OpenAIGraderError(f"{where}.passing_labels", "must be a subset of labels")
 
 
@@ -200,7 +210,8 @@ def sub_graders(spec: dict[str, Any]) -> dict[str, Any]:
     """A multi grader's graders by name: the guide's `{name: grader}`, or the SDK's single grader object."""
     graders = spec.get("graders")
     if isinstance(graders, dict) and "type" in graders and isinstance(graders.get("type"), str):
-        return {graders.get("name") or "grader": graders}
+        name = graders.get("name")
+        return {name if isinstance(name, str) and name else "grader": graders}
     return graders if isinstance(graders, dict) else {}
 
 

@@ -70,6 +70,17 @@ def test_train_on_a_closed_provider_model_exits_2_before_any_upload(monkeypatch,
     assert seen == [] and not (tmp_path / "run").exists()
 
 
+def test_an_rft_only_model_is_refused_before_any_upload(monkeypatch, tmp_path, recording_provider):
+    url, seen = recording_provider
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("OPENAI_KEY_FOR_TEST", "sk-test")
+    runner.invoke(app, ["providers", "add", "openai", "--kind", "openai", "--endpoint", url,
+                        "--api-key-env", "OPENAI_KEY_FOR_TEST"])
+    out = runner.invoke(app, ["train", "--provider", "openai", "--model", "o4-mini", "--train",
+                              str(write_chat_file(tmp_path / "train.jsonl"))])
+    assert out.exit_code == 2 and "only by RFT" in _flat(out.output) and seen == []
+
+
 def test_every_provider_model_carries_a_dated_sourced_status():
     for spec in CATALOG:
         if spec.trains != PROVIDER:

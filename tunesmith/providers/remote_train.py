@@ -131,6 +131,9 @@ def train_remote(config: TrainConfig, provider: ProviderConfig | str | None = No
     closed = closed_status_line(spec)  # before any provider call: a job on a closed model would only fail there
     if closed:
         raise ProviderError(closed)
+    if spec.status is not None and "SFT" not in spec.status.methods:
+        raise ProviderError(f"{spec.id} fine-tunes only by {spec.status.methods} ({spec.status.source}); tunesmith "
+                            "sends supervised jobs: pick a model that takes SFT, e.g. gpt-4.1-mini")
     provider = provider or getattr(config, "provider", None)
     if provider is None:
         raise ProviderError(f"{config.model} trains at its provider: pass --provider NAME (see `tunesmith providers`)")

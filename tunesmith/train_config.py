@@ -39,20 +39,23 @@ class TrainConfig(BaseModel):
 
     lora_r: int = Field(16, ge=1, description="LoRA rank")
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator (scale = alpha / r)")
-    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    lora_target_modules: list[str] | None = Field(None, description="default: every linear layer of the family")
+    lora_dropout: float = Field(0.05, ge=0.0, lt=1.0, description="dropout on the LoRA branch's input")
+    lora_target_modules: list[str] | None = Field(
+        None, description="module names LoRA adapts (one flag per name); default: every linear layer of the family"
+    )
     max_length: int | None = Field(None, ge=8, description="tokens per example; default min(context length, 4096)")
     truncation: Literal["truncate", "reject"] = Field(
         "truncate", description="over-long examples: cut at max_length with a warning, or refuse to train"
     )
     micro_batch_tokens: int = Field(4096, ge=64, description="tokens per forward pass; more are accumulated")
     warmup_ratio: float = Field(0.0, ge=0.0, lt=1.0, description="share of steps with a linear warm-up")
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, description="AdamW weight decay")
     eval_steps: int | None = Field(None, ge=1, description="validation batch every N steps (default ~10 per run)")
-    gradient_checkpointing: bool = False
+    gradient_checkpointing: bool = Field(False, description="recompute activations in the backward: less memory, "
+                                         "about a third more compute per step")
     torch_compile: bool = Field(False, description="compile the forward with torch.compile (CUDA: faster steps "
                                 "after a warm-up of recompiles; CPU: rarely worth it)")
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = cuda when a GPU is visible, else cpu")
     dtype: Literal["auto", "float32", "bfloat16"] = Field(
         "auto", description="base weights: auto = bfloat16 on CUDA, and for LoRA on CPUs with native bf16 "
         "matmul (AMX / AVX512-BF16); float32 otherwise. Adapter weights always train in float32"

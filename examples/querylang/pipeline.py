@@ -284,16 +284,18 @@ def run_eval(config: PipelineConfig, label: str, model: str, data: dict[str, Pat
 def write_comparison(best: EvalRow, baselines: list[EvalRow], fine_tuned: list[EvalRow],
                      folder: Path) -> tuple[Path, str | None]:
     from tunesmith.evaluate.compare import compare
-    from tunesmith.evaluate.report import write_report
+    from tunesmith.evaluate.comparison_report import write_report
 
     others = [r.directory for r in baselines if r is not best] + [r.directory for r in fine_tuned]
+    # the same compare, pairing and verdict as `tunesmith compare`: the CLI on these folders says the same
     comparison = compare([best.directory, *others], baseline=best.directory)
     files = write_report(comparison, folder)
     for warning in comparison.warnings:  # weaker baselines trailing the best one are expected, not news
         if warning.startswith("FINE-TUNED"):
             console.print(f"[bold red]{warning}[/bold red]")
-    verdict = next((g.verdict for t in comparison.treatments if t.treatment.path == fine_tuned[0].directory
-                    for g in t.graders if g.grader == EXEC), None)
+    for problem in comparison.problems:
+        console.print(f"[bold red]{problem}[/bold red]")
+    verdict = comparison.verdict_for(fine_tuned[0].directory, EXEC)
     console.print(f"report: {files.html}")
     return files.html, verdict
 

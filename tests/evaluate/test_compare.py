@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tunesmith.evaluate.compare import MIN_PAIRED_ITEMS, compare, verdict
-from tunesmith.evaluate.report import write_report
+from tunesmith.evaluate.comparison_report import write_report
 from tunesmith.artifacts.eval_dir import write_eval_dir
 from tunesmith.evaluate.run import ItemResult
 
@@ -15,7 +15,7 @@ def make_eval(path, model, exact_scores, bleu_scores=None, ids=None):
     bleu_scores = bleu_scores or [0.5] * len(exact_scores)
     items = [
         ItemResult(i, [{"role": "user", "content": i}], "ref", "out", {"exact": e, "bleu": b}, {"exact": "", "bleu": ""},
-                   {"exact": e == 1.0, "bleu": b >= 0.5}, 0.1, 10, 3, "stop")
+                   {"exact": e == 1.0, "bleu": b >= 0.5}, 0.1, 10, 3, "stop", key=i)
         for i, e, b in zip(ids, exact_scores, bleu_scores)
     ]
     n = len(items)

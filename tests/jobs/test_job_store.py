@@ -145,7 +145,7 @@ def test_fine_tuned_model_names_lead_back_to_their_job():
 def test_estimated_finish_counts_training_time_not_queue_time(tmp_path):
     """A job queued for an hour, then 5 of 10 steps in 10 s: the estimate is ~10 s away, not an hour."""
     from tunesmith.artifacts.run_dir import RunFiles
-    from tunesmith.server.objects import estimated_finish
+    from tunesmith.server.openai_objects import estimated_finish
 
     job = JobRecord(id="ftjob-q", model="tiny-random", training_file="file-a", hyperparameters={}, seed=0,
                     status="running", created_at=int(time.time()) - 3600, result_files=[])

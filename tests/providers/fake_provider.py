@@ -14,7 +14,7 @@ from typing import Any, Iterator
 
 from tests.server.live_server import free_port, running_workers, serving
 from tunesmith.server.app import create_app
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 API_KEY = "provider-test-key"
 KEY_ENV = "TUNESMITH_TEST_PROVIDER_KEY"

@@ -15,7 +15,7 @@ import uvicorn
 from tunesmith.jobs.store import JobStore, default_db_url
 from tunesmith.jobs.worker import WorkerSettings, run_worker
 from tunesmith.server.app import create_app
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 QUESTIONS = ["capital of France", "two plus two", "color of the sky", "opposite of hot", "days in a week",
              "largest planet", "freezing point of water", "author of Hamlet", "square root of nine",

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from tests.server.live_server import running_server, wait_for, write_chat_file
 from tunesmith.cli import app
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 KEY = "contract-key"
 

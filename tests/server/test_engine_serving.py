@@ -123,7 +123,7 @@ def test_greedy_sampled_and_seeded_rows_share_a_step(tiny):
 
 def test_server_batches_concurrent_completions_streams_and_seeded_requests(tmp_path):
     from tunesmith.server.app import create_app
-    from tunesmith.server.state import ServerSettings
+    from tunesmith.server.settings import ServerSettings
 
     app = create_app(ServerSettings(data_dir=tmp_path))
     pool = app.state.tunesmith.pool

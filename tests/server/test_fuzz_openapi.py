@@ -22,7 +22,7 @@ from hypothesis import strategies as st  # noqa: E402
 from hypothesis.errors import Unsatisfiable  # noqa: E402
 
 from tests.server.live_server import running_server  # noqa: E402
-from tunesmith.server.state import ServerSettings  # noqa: E402
+from tunesmith.server.settings import ServerSettings  # noqa: E402
 
 FUZZ_EXAMPLES = int(os.environ.get("TUNESMITH_FUZZ_EXAMPLES", "15"))
 BUDGET_S = 75.0  # past this, no further operation is fuzzed (CI stays bounded on a slow machine)

@@ -10,7 +10,7 @@ import pytest
 from tests.server.live_server import running_server
 from tunesmith.evaluate.openai_graders import load_grader_file
 from tunesmith.evaluate.run import evaluate
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 KEY = "sk-test-graders"
 SAMPLE = "{{ sample.output_text }}"

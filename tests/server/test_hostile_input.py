@@ -17,7 +17,7 @@ import pytest
 
 from tests.server.live_server import running_server, running_workers, wait_for, write_chat_file
 from tunesmith.jobs.store import JobRecord, JobStore, default_db_url, now
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 MB = 1024 * 1024
 

@@ -64,7 +64,7 @@ def test_a_stream_the_client_abandons_gives_the_model_back(tmp_path):
 
     from tests.server.live_server import serving, wait_for
     from tunesmith.server.app import create_app
-    from tunesmith.server.state import ServerSettings
+    from tunesmith.server.settings import ServerSettings
 
     app = create_app(ServerSettings(data_dir=tmp_path))
     pool = app.state.tunesmith.pool

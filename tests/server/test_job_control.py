@@ -6,7 +6,7 @@ import openai
 
 from tests.server.live_server import running_server, running_workers, wait_for, write_chat_file
 from tunesmith.artifacts.run_dir import read_events, read_results, read_state, run_dir_for
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 LONG = {"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3, "batch_size": 1}}}  # 36 steps
 

@@ -8,7 +8,7 @@ import openai
 import pytest
 
 from tests.server.live_server import running_server, running_workers, wait_for, write_chat_file
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 API_KEY = "test-key"
 TERMINAL = ("succeeded", "failed", "cancelled")

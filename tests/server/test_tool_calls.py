@@ -19,7 +19,7 @@ from tunesmith.conversation import Conversation
 from tunesmith.artifacts.run_dir import run_dir_for
 from tunesmith.jobs.store import JobRecord, JobStore, default_db_url, new_id, now
 from tunesmith.models import build_tiny_model, load_smollm2_tokenizer
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 from tunesmith.server.tool_calls import (ToolCallStream, call_format, forced_opening, ids_with_opening,
                                         parse_tool_calls)
 from tunesmith.train_config import TrainConfig

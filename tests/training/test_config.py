@@ -54,3 +54,44 @@ def test_train_config_and_the_jobs_api_refuse_the_same_hyperparameters():
             ApiHyperparameters(**{field: bad}).checked("hyperparameters")
         assert getattr(build_config({"train": "d.jsonl", field: good}), field) == good
         assert ApiHyperparameters(**{field: good}).checked("hyperparameters") == {field: good}
+
+
+def test_train_help_shows_every_config_field_as_a_flag_with_its_help():
+    """`tunesmith train --help` lists each TrainConfig field (alias spelling) with the field's description."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", "from tunesmith.cli import app; app()", "train", "--help"],
+                          capture_output=True, text=True, env={**os.environ, "TERMINAL_WIDTH": "1000"}, check=True)
+    rows = {line.split()[1]: line for line in done.stdout.splitlines() if line.startswith("│ --")}
+    flags = {"training_file": "--train", "validation_file": "--validation", "torch_compile": "--compile"}
+    for name, field in TrainConfig.model_fields.items():
+        row = rows[flags.get(name, "--" + name.replace("_", "-"))]
+        assert field.description and field.description in row, name
+    assert "auto|INTEGER" in rows["--n-epochs"] and "lora|qlora|full" in rows["--method"]
+    assert "[default: (auto)]" in rows["--batch-size"] and "[default: (16)]" in rows["--lora-r"]
+    for own in ("--config", "--resume", "--dry-run", "--provider", "--nproc-per-node"):
+        assert own in rows
+
+
+def test_a_flag_beats_the_config_file_for_every_field(tmp_path):
+    """`--truncation` (a field no hand-written flag covered) overrides the YAML's `truncation: reject`."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from tests.training.conftest import write_chat_file
+    from tunesmith.cli import app
+
+    data = write_chat_file(tmp_path / "train.jsonl", 20)
+    long_one = {"messages": [{"role": "user", "content": "Count the words: " + "word " * 200},
+                             {"role": "assistant", "content": "200"}]}
+    data.write_text(data.read_text() + json.dumps(long_one) + "\n")
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: tiny-random\ntrain: {data}\ntruncation: reject\nmax_length: 128\n")
+    refused = CliRunner().invoke(app, ["train", "--config", str(config), "--dry-run"])
+    assert refused.exit_code == 2 and "truncation: reject" in refused.output
+    cut = CliRunner().invoke(app, ["train", "--config", str(config), "--truncation", "truncate", "--dry-run"])
+    assert cut.exit_code == 0, cut.output
+    assert "max_length: 128; truncated: 1" in cut.output

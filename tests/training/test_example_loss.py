@@ -126,7 +126,7 @@ def test_endpoint_serves_the_highest_losses_with_their_text(sky_run, tmp_path):
     from tunesmith.jobs.files import file_path
     from tunesmith.jobs.store import FileRecord, JobRecord, JobStore, default_db_url, now
     from tunesmith.server import ui_api
-    from tunesmith.server.state import ServerSettings
+    from tunesmith.server.settings import ServerSettings
 
     store = JobStore(default_db_url(tmp_path))
     try:

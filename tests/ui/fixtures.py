@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tunesmith.evaluate.stats import bootstrap_mean_ci
+from tunesmith.evaluate.significance import bootstrap_mean_ci
 
 QUESTIONS = [(f"What is {a} plus {b}?", str(a + b)) for a, b in zip(range(2, 14), range(5, 17))]
 

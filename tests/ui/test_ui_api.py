@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -9,10 +10,10 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from tests.ui.fixtures import write_eval_pair
+from tests.ui.fixtures import QUESTIONS, write_eval_pair
 from tunesmith.jobs.store import FileRecord, JobRecord, JobStore, default_db_url, now
 from tunesmith.server import ui_api
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 
 @pytest.fixture
@@ -64,9 +65,31 @@ def test_compare_gives_verdicts_and_the_outputs_of_fixed_and_broken_items(studio
     assert [e["id"] for e in listed] == [tuned, base]  # newest first
     body = studio.client.get(f"/ui-api/compare?ids={base},{tuned}").json()
     row = body["comparisons"][0]["graders"][0]
-    assert row["verdict"] == "Improved" and row["n_fixed"] == 8 and row["broken"] == ["q02"]
-    item = body["items"]["q02"]
+    assert row["verdict"] == "Improved" and row["n_fixed"] == 8 and len(row["broken"]) == 1
+    assert body["comparisons"][0]["paired"] == 12 and body["comparisons"][0]["problem"] is None
+    item = body["items"][row["broken"][0]]  # items are named by their pairing key; each eval's own id beside it
+    assert item["outputs"][base]["id"] == "q02" and item["messages"][-1]["content"] == QUESTIONS[2][0]
     assert item["outputs"][base]["output"] == item["reference"] != item["outputs"][tuned]["output"]
+
+
+def test_compare_pairs_as_the_cli_does_and_says_when_evals_do_not_pair(studio):
+    """The page pairs by question like `tunesmith compare`: another test file pairs nothing, and it says why."""
+    base, tuned = write_eval_pair(studio.data_dir / "evals")
+    other = studio.data_dir / "evals" / "other-file"
+    other.mkdir()
+    rows = [json.loads(line) for line in (studio.data_dir / "evals" / tuned / "predictions.jsonl").read_text().splitlines()]
+    for row in rows:
+        row["messages"] = [{"role": "user", "content": row["messages"][-1]["content"] + " Show your work."}]
+    (other / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    summary = json.loads((studio.data_dir / "evals" / tuned / "summary.json").read_text())
+    (other / "summary.json").write_text(json.dumps({**summary, "data": "other.jsonl"}))
+    body = studio.client.get(f"/ui-api/compare?ids={base},other-file").json()
+    cmp = body["comparisons"][0]
+    assert cmp["paired"] == 0 and cmp["graders"] == [] and "different test files" in cmp["problem"]
+    assert any("does not pair" in w for w in body["warnings"])
+    by_line = studio.client.get(f"/ui-api/compare?ids={base},other-file&pair_by=line").json()
+    assert by_line["comparisons"][0]["paired"] == 12 and by_line["comparisons"][0]["graders"][0]["verdict"] == "Improved"
+    assert studio.client.get(f"/ui-api/compare?ids={base},{tuned}&pair_by=nearest").status_code == 400
 
 
 def test_compare_refuses_paths_it_did_not_list(studio):

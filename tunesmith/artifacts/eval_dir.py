@@ -1,12 +1,19 @@
 """The eval directory: `tunesmith eval` writes it; compare, the readiness assessment and the studio read it.
 
     <eval dir>/summary.json        {"model", "strategy", "data", "n", "graders": {name: {"mean", "pass_rate",
-                                    "ci95": [lo, hi], "n", "binary", "threshold"}}, "prompt_tokens_mean",
+                                    "ci95": [lo, hi], "n", "binary", "threshold", "target"}}, "prompt_tokens_mean",
                                     "completion_tokens_mean", "latency_s_mean", "examples_per_s",
                                     "strategy_notes", "created_at"}
-    <eval dir>/predictions.jsonl   one line per test item: {"id", "messages", "reference", "output",
+    <eval dir>/predictions.jsonl   one line per test item: {"id", "key", "messages", "reference", "output",
                                     "scores": {grader: float}, "details": {grader: str}, "passed": {grader: bool},
                                     "latency_s", "prompt_tokens", "completion_tokens", "finish_reason"}
+
+`id` hashes the whole test conversation; `key` (the pairing key) hashes only what the item asks and expects:
+its own turns (user turns, tool results, earlier assistant turns) and the reference answer, never a system
+prompt nor what a strategy added (few-shot turns, retrieved context), so evals of the same questions prompted
+differently pair up. Eval dirs written before `key` existed get it recomputed from their stored messages.
+A grader's `target` is what it checked against, resolved when the eval ran (a database or schema file's absolute
+path), so compare matches `sql-exec:./geo.sqlite` with `sql-exec:geo.sqlite` (evaluate/pairing.py).
 
 By default an eval lands in `<data dir>/evals/<model>-<data>-<strategy>`, where the studio lists it. This module
 is the one writer and the one reader; errors name the file, the line and the field.
@@ -15,6 +22,7 @@ is the one writer and the one reader; errors name the file, the line and the fie
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -24,6 +32,8 @@ from typing import Any, Sequence
 from tunesmith.paths import atomic_write_text, data_dir
 
 SUMMARY, PREDICTIONS = "summary.json", "predictions.jsonl"
+PAIR_BY = ("question", "id", "line")  # how two evals' items are matched: pairing key, item id, line number
+_TURN_FIELDS = ("role", "content", "name", "tool_calls", "tool_call_id")  # not `weight`: a training detail
 
 
 class EvalDirError(ValueError):
@@ -49,14 +59,31 @@ class EvalRun:
 
     path: Path
     summary: dict[str, Any]
-    _predictions: dict[str, dict[str, Any]] | None = field(default=None, repr=False)
+    _rows: list[dict[str, Any]] | None = field(default=None, repr=False)
+    _by: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """predictions.jsonl in file order, each with its pairing `key` (recomputed for old eval dirs)."""
+        if self._rows is None:
+            self._rows = with_pairing_keys(read_predictions(self.path), self.summary.get("strategy"))
+        return self._rows
 
     @property
     def predictions(self) -> dict[str, dict[str, Any]]:
         """predictions.jsonl by item id."""
-        if self._predictions is None:
-            self._predictions = {p["id"]: p for p in read_predictions(self.path)}
-        return self._predictions
+        return self.items_by("id")
+
+    def items_by(self, pair_by: str = "question") -> dict[str, dict[str, Any]]:
+        """Predictions by what pairs them with another eval's: `key`, `id` or `line N` (see PAIR_BY)."""
+        if pair_by not in PAIR_BY:
+            raise ValueError(f"unknown pairing {pair_by!r}: use one of {', '.join(PAIR_BY)}")
+        if pair_by not in self._by:
+            if pair_by == "line":
+                self._by[pair_by] = {f"line {n}": p for n, p in enumerate(self.rows, start=1)}
+            else:
+                self._by[pair_by] = {p["key" if pair_by == "question" else "id"]: p for p in self.rows}
+        return self._by[pair_by]
 
     @property
     def model(self) -> str:
@@ -122,6 +149,7 @@ def write_eval_dir(out: Path, items: Sequence[Any], summary: dict[str, Any]) -> 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [dataclasses.asdict(it) if dataclasses.is_dataclass(it) else it for it in items]
+    rows = [{"id": row["id"], "key": row["key"], **row} if "key" in row and "id" in row else row for row in rows]
     atomic_write_text(out / PREDICTIONS, "".join(json.dumps(row) + "\n" for row in rows))
     atomic_write_text(out / SUMMARY, json.dumps(summary, indent=2) + "\n")
 
@@ -180,6 +208,37 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
                 raise EvalDirError(f"{pred_path}: line {line_no}: field {key!r} missing")
         out.append(item)
     return out
+
+
+def question_key(turns: Sequence[dict[str, Any]], reference: str | None) -> str:
+    """The pairing key of one test item: a hash of its own non-system turns and its reference answer."""
+    own = [{k: t[k] for k in _TURN_FIELDS if t.get(k) is not None} for t in turns if t.get("role") != "system"]
+    blob = json.dumps({"turns": own, "reference": reference}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def number_repeats(digests: Sequence[str]) -> list[str]:
+    """A digest seen before gets `-2`, `-3`, … in order of appearance, so repeated items stay distinct."""
+    seen: dict[str, int] = {}
+    out = []
+    for digest in digests:
+        seen[digest] = seen.get(digest, 0) + 1
+        out.append(digest if seen[digest] == 1 else f"{digest}-{seen[digest]}")
+    return out
+
+
+def with_pairing_keys(rows: list[dict[str, Any]], strategy: str | None) -> list[dict[str, Any]]:
+    """Rows as read; an old eval dir's rows (no `key`) get the key recomputed from the messages they stored."""
+    if all(row.get("key") for row in rows):
+        return rows
+    # the stored messages are the prompt as sent: system prompt (+ context), then 2 turns per few-shot example
+    shots = sum(int(k) for k in re.findall(r"few-shot:(\d+)", strategy or ""))
+    keys = []
+    for row in rows:
+        turns = [m for m in row.get("messages") or [] if isinstance(m, dict) and m.get("role") != "system"]
+        last_user = max((i for i, m in enumerate(turns) if m.get("role") == "user"), default=0)
+        keys.append(question_key(turns[min(2 * shots, last_user):], row.get("reference")))  # never the question
+    return [{**row, "key": key} for row, key in zip(rows, number_repeats(keys))]
 
 
 def find_eval_dirs(roots: list[Path]) -> dict[str, Path]:

@@ -22,6 +22,7 @@ from tunesmith.conversation import Conversation
 @dataclass
 class Prediction:
     id: str
+    key: str  # the pairing key `tunesmith compare` matches items by (evaluate.pairing): same question, same key
     prompt: str  # the last user message: what similarity to training data is measured on
     reference: str | None
     output: str
@@ -30,9 +31,12 @@ class Prediction:
 
 
 def read_predictions(path: Path) -> list[Prediction]:
-    """An eval directory's predictions as the assessment compares them; no predictions.jsonl gives []."""
+    """An eval directory's predictions as the assessment compares them; no predictions.jsonl gives [].
+
+    Each carries the pairing key compare and the studio pair items by (recomputed for old eval dirs), so an
+    item named here is the item they name."""
     try:
-        items = eval_dir.read_predictions(path)
+        items = eval_dir.read_eval_run(path).rows
     except NotAnEvalDir:
         return []
     out = []
@@ -40,6 +44,7 @@ def read_predictions(path: Path) -> list[Prediction]:
         messages = item.get("messages") or []
         out.append(Prediction(
             id=str(item["id"]),
+            key=str(item["key"]),
             prompt=_last_user_text([m for m in messages if isinstance(m, dict)]),
             reference=item.get("reference"),
             output=str(item.get("output", "")),

@@ -31,7 +31,7 @@ def assess_command(
     from tunesmith.artifacts.eval_dir import EvalDirError
     from tunesmith.assess.readiness import assess
     from tunesmith.data.formats import DataError
-    from tunesmith.assess.report import write_assessment
+    from tunesmith.assess.assessment_report import write_assessment
     from tunesmith.assess.usecase import read_use_case
 
     try:

@@ -88,30 +88,40 @@ def compare_command(
     evals: list[Path] = typer.Argument(..., help="eval directories (the first is the baseline by default)"),
     baseline: Path | None = typer.Option(None, "--baseline", help="which eval directory is the baseline"),
     output: Path | None = typer.Option(None, "--output", "-o", help="report folder (default: ./comparison)"),
+    pair_by: str = typer.Option("question", "--pair-by", help="question (what each item asks and expects, "
+                                "whatever its system prompt), id (the whole conversation) or line (position)"),
     fail_on_degraded: bool = typer.Option(False, "--fail-on-degraded", help="exit 1 when any run is Degraded"),
 ) -> None:
-    """Paired A/B comparison: delta, 95% CI, McNemar / permutation p, verdict, items fixed and broken."""
+    """Paired A/B comparison: delta, 95% CI, McNemar / permutation p, verdict, items fixed and broken.
+
+    Exits 1 without a verdict when an eval does not pair with the baseline (different test files or graders)."""
     from tunesmith.evaluate.compare import compare
-    from tunesmith.evaluate.report import write_report
+    from tunesmith.evaluate.comparison_report import prompt_tokens_text, write_report
 
     try:
-        comparison = compare(evals, baseline=baseline)
+        comparison = compare(evals, baseline=baseline, pair_by=pair_by)
     except (FileNotFoundError, ValueError, KeyError) as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}")
         raise typer.Exit(2)
     for t in comparison.treatments:
+        console.print(escape(f"{t.treatment.label}: {t.pairing.describe()}"))
+        if t.problem:
+            continue
         table = Table(title=escape(f"{t.treatment.label} vs {comparison.baseline.label}"))
-        for col in ("grader", "n", "delta", "95% CI", "p", "verdict", "fixed", "broken"):
+        for col in ("grader", "n", "delta", "prompt tokens", "95% CI", "p", "verdict", "fixed", "broken"):
             table.add_column(col)
         for g in t.graders:
             style = {"Improved": "green", "Degraded": "bold red"}.get(g.verdict, "")
-            table.add_row(escape(g.grader), str(g.n), f"{g.delta:+.3f}", f"[{g.ci95[0]:+.3f}, {g.ci95[1]:+.3f}]",
-                          f"{g.p_value:.3g}", f"[{style}]{g.verdict}[/{style}]" if style else g.verdict,
+            table.add_row(escape(g.grader), str(g.n), f"{g.delta:+.3f}", escape(prompt_tokens_text(t)),
+                          f"[{g.ci95[0]:+.3f}, {g.ci95[1]:+.3f}]", f"{g.p_value:.3g}",
+                          f"[{style}]{g.verdict}[/{style}]" if style else g.verdict,
                           str(len(g.fixed)), str(len(g.broken)))
         console.print(table)
     for warning in comparison.warnings:
         console.print(f"[bold white on red] ⚠ {escape(warning)} [/bold white on red]")
     files = write_report(comparison, output or Path("comparison"))
     console.print(f"report: {files.markdown} · {files.html}")
-    if fail_on_degraded and comparison.warnings:
+    for problem in comparison.problems:
+        err_console.print(f"[red]error:[/red] {escape(problem)} No verdict.")
+    if comparison.problems or (fail_on_degraded and comparison.warnings):
         raise typer.Exit(1)

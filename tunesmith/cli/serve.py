@@ -65,7 +65,7 @@ def serve(
 
     from tunesmith.paths import data_dir as default_data_dir
     from tunesmith.server.app import create_app
-    from tunesmith.server.state import ServerSettings
+    from tunesmith.server.settings import ServerSettings
 
     if not is_loopback(host) and not api_key:
         err_console.print(f"[red]error:[/red] refusing to bind {host} without an API key: anyone who can reach "

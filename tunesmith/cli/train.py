@@ -1,74 +1,63 @@
-"""`tunesmith train` and `tunesmith export`: parse, call tunesmith.training, print."""
+"""`tunesmith train` and `tunesmith export`: parse, call tunesmith.training, print.
+
+`train`'s configuration flags are made from TrainConfig's fields, their help text included (as TRL's
+HfArgumentParser does from its dataclasses): a new field is a new flag, and the two cannot disagree.
+"""
 
 from __future__ import annotations
 
+import inspect
 import time
+import types
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Optional, Union, get_args, get_origin
 
 import typer
+from pydantic_core import PydanticUndefined
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.text import Text
 
 from tunesmith.cli.app import app, console, err_console
+from tunesmith.train_config import TrainConfig
 
 PREVIEW_EXAMPLES = 2
+SHORT_FLAGS = {"model": ("-m",), "output": ("-o",)}
+FLAG_SPELLINGS = {"torch_compile": "--compile/--no-compile"}  # the one flag not spelled like its field
 
 
-@app.command("train")
 def train(
-    model: str | None = typer.Option(None, "--model", "-m", help="catalog id, hub id, local dir, adapter or run dir"),
-    train_file: Path | None = typer.Option(None, "--train", help="training data file"),
-    validation: Path | None = typer.Option(None, "--validation", help="validation data file"),
-    method: str | None = typer.Option(None, "--method", help="lora | qlora | full"),
-    n_epochs: str | None = typer.Option(None, "--n-epochs", help="auto | N"),
-    batch_size: str | None = typer.Option(None, "--batch-size", help="auto | N (examples per step)"),
-    learning_rate_multiplier: str | None = typer.Option(None, "--learning-rate-multiplier", help="auto | X"),
-    seed: int | None = typer.Option(None, "--seed"),
-    suffix: str | None = typer.Option(None, "--suffix", help="added to the run directory's name"),
-    output: Path | None = typer.Option(None, "--output", "-o", help="run directory to create"),
-    max_length: int | None = typer.Option(None, "--max-length", help="tokens per example (longer are cut)"),
-    micro_batch_tokens: int | None = typer.Option(None, "--micro-batch-tokens", help="tokens per forward pass"),
-    lora_r: int | None = typer.Option(None, "--lora-r"),
-    device: str | None = typer.Option(None, "--device", help="auto | cpu | cuda"),
-    torch_compile: bool | None = typer.Option(None, "--compile/--no-compile", help="torch.compile the forward"),
-    nproc_per_node: int | None = typer.Option(None, "--nproc-per-node", min=1,
-                                              help="train on N processes (GPUs) per machine, through torchrun"),
+    nproc_per_node: Optional[int] = typer.Option(None, "--nproc-per-node", min=1,
+                                                 help="train on N processes (GPUs) per machine, through torchrun"),
     nnodes: int = typer.Option(1, "--nnodes", min=1, help="machines taking part (each runs this command)"),
     node_rank: int = typer.Option(0, "--node-rank", min=0, help="this machine's index, 0 … nnodes-1"),
-    rdzv_endpoint: str | None = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0 (--nnodes > 1)"),
-    config: Path | None = typer.Option(None, "--config", help="YAML file of the same options (flags win)"),
-    resume: Path | None = typer.Option(None, "--resume", help="continue this run directory from its checkpoint"),
+    rdzv_endpoint: Optional[str] = typer.Option(None, "--rdzv-endpoint", help="HOST:PORT of node 0 (--nnodes > 1)"),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of the same options (flags win)"),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its checkpoint"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate, show the loss mask and the plan; no training"),
-    provider: str | None = typer.Option(None, "--provider", help="train a provider model (gpt-35-turbo, gpt-4, …) "
-                                        "in this configured provider's cloud (see `tunesmith providers`)"),
+    provider: Optional[str] = typer.Option(None, "--provider", help="train a provider model (gpt-35-turbo, gpt-4, "
+                                           "…) in this configured provider's cloud (see `tunesmith providers`)"),
+    **config_flags: Any,
 ) -> None:
     """Fine-tune a model on chat data (LoRA by default); every run writes a run directory."""
     from tunesmith.providers.config import ProviderError
-    from tunesmith.training import sft
     from tunesmith.train_config import TrainConfigError, build_config, load_config_file
-
+    from tunesmith.training import sft
     from tunesmith.training.launch import LaunchOptions, start, where_to_train
 
     launch_options = (LaunchOptions(nproc_per_node or 1, nnodes, node_rank, rdzv_endpoint)
                       if nproc_per_node is not None or nnodes > 1 else None)
+    given = {k: v for k, v in config_flags.items() if v is not None and v != []}  # [] is an unused list flag
     try:
         if resume is not None:
             _start(start, resume, launch_options, None)
             return
-        options: dict[str, Any] = {
-            "model": model, "train": train_file, "validation": validation, "method": method, "n_epochs": n_epochs,
-            "batch_size": batch_size, "learning_rate_multiplier": learning_rate_multiplier, "seed": seed,
-            "suffix": suffix, "output": output, "max_length": max_length, "micro_batch_tokens": micro_batch_tokens,
-            "lora_r": lora_r, "device": device, "torch_compile": torch_compile,
-        }
         if config is not None:
-            cfg = load_config_file(config, **options)
+            cfg = load_config_file(config, **given)
         else:
-            if train_file is None:
+            if "training_file" not in given:
                 err_console.print("[red]error:[/red] --train FILE is required (or --config run.yaml, or --resume)")
                 raise typer.Exit(2)
-            cfg = build_config({k: v for k, v in options.items() if v is not None}, source="command line")
+            cfg = build_config(given, source="command line")
         if dry_run and where_to_train(cfg, provider=provider) != "provider":
             _print_plan(sft.plan(cfg))
             return
@@ -76,6 +65,48 @@ def train(
     except (TrainConfigError, ValueError, FileNotFoundError, FileExistsError, ProviderError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
+
+
+def config_options() -> list[inspect.Parameter]:
+    """One Typer option per TrainConfig field, defaulting to None ("not given": the YAML file's value or the
+    field's default applies, which the help shows)."""
+    params = []
+    for name, field in TrainConfig.model_fields.items():
+        kind, metavar = _flag_type(field.annotation)
+        flag = "--" + (field.alias or name).replace("_", "-")
+        decl = FLAG_SPELLINGS.get(name, f"{flag}/--no-{flag[2:]}" if kind is bool else flag)
+        default = field.default if field.default not in (PydanticUndefined, None) else None
+        option = typer.Option(None, decl, *SHORT_FLAGS.get(name, ()), help=field.description, metavar=metavar,
+                              show_default=str(default) if default is not None else False)
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option,
+                                        annotation=Optional[kind]))
+    return params
+
+
+def _flag_type(annotation: Any) -> tuple[Any, str | None]:
+    """What the flag parses as, and its metavar: choices and "auto"-or-number stay text (TrainConfig
+    validates them, with its own error message), shown as `lora|qlora|full` or `auto|INTEGER`."""
+    members = get_args(annotation) if get_origin(annotation) in (Union, types.UnionType) else (annotation,)
+    kinds = [a for a in members if a is not type(None)]
+    if len(kinds) == 1 and kinds[0] in (bool, int, float, str, Path):
+        return kinds[0], None
+    if len(kinds) == 1 and get_origin(kinds[0]) is list:
+        return list[str], None
+    words = [str(v) for k in kinds for v in (get_args(k) if get_origin(k) is Literal else ())]
+    words += [{int: "INTEGER", float: "FLOAT"}.get(k, "TEXT") for k in kinds if get_origin(k) is not Literal]
+    return str, "|".join(words)
+
+
+def _train_signature() -> inspect.Signature:
+    """train's own options after TrainConfig's, all keyword-only: the signature Typer reads the flags from."""
+    own = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+           for p in inspect.signature(train, eval_str=True).parameters.values()
+           if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    return inspect.Signature(config_options() + own, return_annotation=None)
+
+
+train.__signature__ = _train_signature()  # type: ignore[attr-defined]
+app.command("train")(train)
 
 
 @app.command("export")

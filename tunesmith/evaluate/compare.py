@@ -1,5 +1,8 @@
-"""A/B comparison of eval directories, paired by item id, with a verdict per grader.
+"""A/B comparison of eval directories, paired item by item, with a verdict per grader.
 
+Items and graders are paired by `evaluate.pairing` (by default by what each item asks and expects, whatever
+its prompt). A treatment that does not pair with the baseline (fewer than half the items, no grader in common)
+gets no verdict: `TreatmentComparison.problem` says why and `Comparison.problems` lists them.
 For every treatment eval against the baseline (the first one unless named) and every grader both ran:
 - delta = mean(treatment − baseline) over the items both evaluated;
 - a 95% paired-bootstrap interval for that delta;
@@ -21,7 +24,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from tunesmith.artifacts.eval_dir import EvalRun, read_eval_run
-from tunesmith.evaluate.stats import mcnemar_exact_p, paired_bootstrap_ci, sign_flip_p
+from tunesmith.evaluate.pairing import Pairing, grader_identity, pair_items
+from tunesmith.evaluate.significance import mcnemar_exact_p, paired_bootstrap_ci, sign_flip_p
 
 ALPHA = 0.05
 MIN_PAIRED_ITEMS = 10
@@ -39,17 +43,38 @@ class GraderComparison:
     p_value: float
     test: str
     verdict: str
-    fixed: list[str] = field(default_factory=list)
+    fixed: list[str] = field(default_factory=list)  # pairing keys (see `Pairing.pair_by`)
     broken: list[str] = field(default_factory=list)
     item_deltas: dict[str, float] = field(default_factory=dict)  # per item: treatment − baseline
+    treatment_grader: str | None = None  # the treatment's spelling, when it differs (`sql-exec:./geo.sqlite`)
 
 
 @dataclass
 class TreatmentComparison:
     treatment: EvalRun
     graders: list[GraderComparison]
-    only_in_baseline: int
-    only_in_treatment: int
+    pairing: Pairing
+    baseline_prompt_tokens: float | None = None  # mean per paired item
+    treatment_prompt_tokens: float | None = None
+
+    @property
+    def problem(self) -> str | None:
+        return self.pairing.problem
+
+    @property
+    def only_in_baseline(self) -> int:
+        return len(self.pairing.only_in_baseline)
+
+    @property
+    def only_in_treatment(self) -> int:
+        return len(self.pairing.only_in_treatment)
+
+    @property
+    def prompt_token_saving(self) -> float | None:
+        """The share of prompt tokens the treatment saves per item (0.9 = 90% fewer); negative when it spends more."""
+        if not self.baseline_prompt_tokens or self.treatment_prompt_tokens is None:
+            return None
+        return 1.0 - self.treatment_prompt_tokens / self.baseline_prompt_tokens
 
     @property
     def degraded(self) -> list[GraderComparison]:
@@ -60,6 +85,23 @@ class TreatmentComparison:
 class Comparison:
     baseline: EvalRun
     treatments: list[TreatmentComparison]
+
+    @property
+    def problems(self) -> list[str]:
+        """Why each treatment that does not pair with the baseline got no verdict."""
+        return [f"{t.treatment.label} does not pair with the baseline {self.baseline.label}: {t.problem}."
+                for t in self.treatments if t.problem]
+
+    def verdict_for(self, treatment: str | Path, grader: str) -> str | None:
+        """The verdict of one treatment (its eval dir) on one grader (any spelling of it); None without one."""
+        wanted = grader_identity(grader, {})
+        for t in self.treatments:
+            if t.treatment.path.resolve() != Path(treatment).resolve():
+                continue
+            for g in t.graders:
+                if grader_identity(g.grader, self.baseline.summary["graders"][g.grader]) == wanted:
+                    return g.verdict
+        return None
 
     @property
     def warnings(self) -> list[str]:
@@ -81,12 +123,19 @@ class Comparison:
             "baseline": {"path": str(self.baseline.path), "summary": self.baseline.summary},
             "alpha": ALPHA,
             "min_paired_items": MIN_PAIRED_ITEMS,
+            "problems": self.problems,
             "treatments": [
                 {
                     "path": str(t.treatment.path),
                     "summary": t.treatment.summary,
-                    "only_in_baseline": t.only_in_baseline,
-                    "only_in_treatment": t.only_in_treatment,
+                    "pair_by": t.pairing.pair_by,
+                    "paired": len(t.pairing.keys),
+                    "only_in_baseline": t.pairing.only_in_baseline,
+                    "only_in_treatment": t.pairing.only_in_treatment,
+                    "problem": t.problem,
+                    "baseline_prompt_tokens": t.baseline_prompt_tokens,
+                    "treatment_prompt_tokens": t.treatment_prompt_tokens,
+                    "prompt_token_saving": t.prompt_token_saving,
                     "graders": [asdict(g) for g in t.graders],
                 }
                 for t in self.treatments
@@ -96,14 +145,17 @@ class Comparison:
 
 
 def load_eval_run(path: str | Path) -> EvalRun:
-    """An eval directory with its predictions read (a comparison pairs them by item id)."""
+    """An eval directory with its predictions read (a comparison pairs them item by item)."""
     run = read_eval_run(path)
-    run.predictions  # noqa: B018  (read now: a missing or broken predictions.jsonl fails before comparing)
+    run.rows  # noqa: B018  (read now: a missing or broken predictions.jsonl fails before comparing)
     return run
 
 
-def compare(eval_dirs: Sequence[str | Path], baseline: str | Path | None = None) -> Comparison:
-    """Compare each eval directory against the baseline (default: the first of `eval_dirs`)."""
+def compare(eval_dirs: Sequence[str | Path], baseline: str | Path | None = None,
+            pair_by: str = "question") -> Comparison:
+    """Compare each eval directory against the baseline (default: the first of `eval_dirs`).
+
+    `pair_by`: "question" (what each item asks and expects), "id" (the whole conversation) or "line"."""
     runs = [load_eval_run(p) for p in eval_dirs]
     if baseline is not None and Path(baseline).resolve() not in [r.path.resolve() for r in runs]:
         runs.insert(0, load_eval_run(baseline))
@@ -111,34 +163,42 @@ def compare(eval_dirs: Sequence[str | Path], baseline: str | Path | None = None)
         raise ValueError("compare needs at least two eval directories")
     base_index = 0 if baseline is None else [r.path.resolve() for r in runs].index(Path(baseline).resolve())
     base = runs[base_index]
-    treatments = [compare_pair(base, r) for i, r in enumerate(runs) if i != base_index]
+    treatments = [compare_pair(base, r, pair_by) for i, r in enumerate(runs) if i != base_index]
     return Comparison(base, treatments)
 
 
-def compare_pair(base: EvalRun, treat: EvalRun) -> TreatmentComparison:
-    shared = [i for i in base.predictions if i in treat.predictions]
-    graders = [g for g in base.summary.get("graders", {}) if g in treat.summary.get("graders", {})]
-    return TreatmentComparison(
-        treat,
-        [compare_grader(g, base, treat, shared) for g in graders],
-        only_in_baseline=len(base.predictions) - len(shared),
-        only_in_treatment=len(treat.predictions) - len(shared),
-    )
+def compare_pair(base: EvalRun, treat: EvalRun, pair_by: str = "question") -> TreatmentComparison:
+    pairing = pair_items(base, treat, pair_by)
+    b_items, t_items = base.items_by(pair_by), treat.items_by(pair_by)
+    graders = [] if pairing.problem else [
+        compare_grader(b_name, t_name, base, treat, pairing.keys, pair_by) for b_name, t_name in pairing.graders]
+    return TreatmentComparison(treat, graders, pairing,
+                               baseline_prompt_tokens=_mean_prompt_tokens(base, [b_items[k] for k in pairing.keys]),
+                               treatment_prompt_tokens=_mean_prompt_tokens(treat, [t_items[k] for k in pairing.keys]))
 
 
-def compare_grader(grader: str, base: EvalRun, treat: EvalRun, ids: Sequence[str]) -> GraderComparison:
-    b = np.array([base.predictions[i]["scores"][grader] for i in ids], dtype=float)
-    t = np.array([treat.predictions[i]["scores"][grader] for i in ids], dtype=float)
-    b_pass = [item_passed(base, i, grader) for i in ids]
-    t_pass = [item_passed(treat, i, grader) for i in ids]
-    fixed = [i for i, bp, tp in zip(ids, b_pass, t_pass) if tp and not bp]
-    broken = [i for i, bp, tp in zip(ids, b_pass, t_pass) if bp and not tp]
+def _mean_prompt_tokens(run: EvalRun, items: list[dict[str, Any]]) -> float | None:
+    """Over the paired items, so both sides are measured on the same questions; the summary's when not recorded."""
+    counts = [p["prompt_tokens"] for p in items if isinstance(p.get("prompt_tokens"), (int, float))]
+    return sum(counts) / len(counts) if counts else run.prompt_tokens_mean
+
+
+def compare_grader(grader: str, treatment_grader: str, base: EvalRun, treat: EvalRun, keys: Sequence[str],
+                   pair_by: str = "question") -> GraderComparison:
+    """One grader over the paired items (`keys`: what both runs' `items_by(pair_by)` hold)."""
+    b_items, t_items = base.items_by(pair_by), treat.items_by(pair_by)
+    b = np.array([b_items[k]["scores"][grader] for k in keys], dtype=float)
+    t = np.array([t_items[k]["scores"][treatment_grader] for k in keys], dtype=float)
+    b_pass = [item_passed(base, b_items[k], grader) for k in keys]
+    t_pass = [item_passed(treat, t_items[k], treatment_grader) for k in keys]
+    fixed = [k for k, bp, tp in zip(keys, b_pass, t_pass) if tp and not bp]
+    broken = [k for k, bp, tp in zip(keys, b_pass, t_pass) if bp and not tp]
     binary = grader_is_binary(base, grader, np.concatenate([b, t]))
     if binary:
         p, test = mcnemar_exact_p(len(fixed), len(broken)), "McNemar exact"
     else:
         p, test = sign_flip_p(t - b), "paired sign-flip permutation"
-    n = len(ids)
+    n = len(keys)
     delta = float((t - b).mean()) if n else 0.0
     ci = paired_bootstrap_ci(b, t) if n else (float("nan"), float("nan"))
     return GraderComparison(
@@ -146,7 +206,8 @@ def compare_grader(grader: str, base: EvalRun, treat: EvalRun, ids: Sequence[str
         baseline_mean=float(b.mean()) if n else float("nan"),
         treatment_mean=float(t.mean()) if n else float("nan"),
         delta=delta, ci95=ci, p_value=p, test=test, verdict=verdict(n, delta, p),
-        fixed=fixed, broken=broken, item_deltas={i: float(d) for i, d in zip(ids, t - b)},
+        fixed=fixed, broken=broken, item_deltas={k: float(d) for k, d in zip(keys, t - b)},
+        treatment_grader=treatment_grader if treatment_grader != grader else None,
     )
 
 
@@ -160,8 +221,7 @@ def verdict(n: int, delta: float, p_value: float) -> str:
     return "Inconclusive"
 
 
-def item_passed(run: EvalRun, item_id: str, grader: str) -> bool:
-    prediction = run.predictions[item_id]
+def item_passed(run: EvalRun, prediction: dict[str, Any], grader: str) -> bool:
     if grader in prediction.get("passed", {}):
         return bool(prediction["passed"][grader])
     threshold = run.summary["graders"][grader].get("threshold", 1.0)  # eval dirs written by other tools

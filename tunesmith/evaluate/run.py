@@ -9,20 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from tunesmith.artifacts.eval_dir import default_eval_dir, write_eval_dir
+from tunesmith.artifacts.eval_dir import default_eval_dir, number_repeats, question_key, write_eval_dir
 from tunesmith.baselines.strategy import Strategy, parse_strategy
 from tunesmith.conversation import Conversation
 from tunesmith.evaluate.graders import Grader, parse_grader
+from tunesmith.evaluate.pairing import grader_target
 from tunesmith.generation import generate
-from tunesmith.evaluate.stats import bootstrap_mean_ci, wilson_ci
+from tunesmith.evaluate.significance import bootstrap_mean_ci, wilson_ci
 
 
 @dataclass
@@ -38,6 +37,7 @@ class ItemResult:
     prompt_tokens: int
     completion_tokens: int
     finish_reason: str
+    key: str | None = None  # the pairing key: what the item asks and expects (eval_dir.question_key)
 
 
 @dataclass
@@ -102,8 +102,9 @@ def evaluate(
                                temperature=temperature, batch_size=batch_size, on_progress=on_progress)
     elapsed = time.perf_counter() - started
     items = []
-    for item_id, conv, prompt, gen in zip(item_ids(conversations), conversations, prompts, generations):
-        items.append(grade_item(item_id, conv, [m.to_openai() for m in prompt], gen, graders))
+    for item_id, key, conv, prompt, gen in zip(item_ids(conversations), item_keys(conversations), conversations,
+                                               prompts, generations):
+        items.append(grade_item(item_id, conv, [m.to_openai() for m in prompt], gen, graders, key))
     out = Path(output_dir) if output_dir else default_eval_dir(model_ref, Path(data_path), strategy)
     summary = summarize(items, graders, model=model_ref, strategy=built, data=Path(data_path),
                         examples_per_s=len(items) / elapsed if elapsed > 0 else 0.0)
@@ -112,7 +113,7 @@ def evaluate(
 
 
 def grade_item(item_id: str, conv: Conversation, prompt: list[dict[str, Any]], gen: Any,
-               graders: Sequence[Grader]) -> ItemResult:
+               graders: Sequence[Grader], key: str | None = None) -> ItemResult:
     reference = conv.reference()
     scores, details, passed = {}, {}, {}
     for grader in graders:
@@ -120,21 +121,22 @@ def grade_item(item_id: str, conv: Conversation, prompt: list[dict[str, Any]], g
         scores[grader.name], details[grader.name] = score.value, score.detail
         passed[grader.name] = grader.passed(score.value)
     return ItemResult(item_id, prompt, reference, gen.text, scores, details, passed, round(gen.latency_s, 4),
-                      gen.prompt_tokens, gen.completion_tokens, gen.finish_reason)
+                      gen.prompt_tokens, gen.completion_tokens, gen.finish_reason, key)
 
 
 def item_ids(conversations: Sequence[Conversation]) -> list[str]:
-    """Content-derived ids, so two evals of the same test file pair up even if one used --limit or a reorder.
+    """Content-derived ids of whole conversations (system prompt included), stable under --limit or a reorder.
 
     A repeated item gets `-2`, `-3`, … in order of appearance.
     """
-    seen: Counter[str] = Counter()
-    ids = []
-    for conv in conversations:
-        digest = hashlib.sha256(json.dumps(conv.to_openai(), sort_keys=True).encode()).hexdigest()[:12]
-        seen[digest] += 1
-        ids.append(digest if seen[digest] == 1 else f"{digest}-{seen[digest]}")
-    return ids
+    return number_repeats([hashlib.sha256(json.dumps(c.to_openai(), sort_keys=True).encode()).hexdigest()[:12]
+                           for c in conversations])
+
+
+def item_keys(conversations: Sequence[Conversation]) -> list[str]:
+    """Pairing keys: what each item asks and expects, whatever its system prompt (`compare` pairs by them)."""
+    return number_repeats([question_key([m.to_openai() for m in c.prompt_messages()], c.reference())
+                           for c in conversations])
 
 
 def summarize(items: Sequence[ItemResult], graders: Sequence[Grader], *, model: str, strategy: Strategy,
@@ -152,6 +154,7 @@ def summarize(items: Sequence[ItemResult], graders: Sequence[Grader], *, model: 
             "n": n,
             "binary": grader.binary,
             "threshold": grader.threshold,
+            "target": grader_target(grader.name),
         }
     n = len(items)
     return {

@@ -22,7 +22,7 @@ from tunesmith.server.errors import OpenAIError, install_error_handlers
 from tunesmith.server.inference import ModelPool
 from tunesmith.server.openai_api import azure_router, openai_router
 from tunesmith.server.request_guards import RequestGuard
-from tunesmith.server.state import ServerSettings, ServerState, server_state
+from tunesmith.server.settings import ServerSettings, ServerState, server_state
 
 log = logging.getLogger("tunesmith.server")
 UI_DIR = Path(__file__).parent / "ui"

@@ -38,7 +38,7 @@ from tunesmith.generation import (ContextLengthError, Generation, GenerationErro
                                   encode_prompt)
 from tunesmith.server.inference import ModelTarget
 from tunesmith.server.models_api import resolve_model
-from tunesmith.server.state import ServerState, server_state
+from tunesmith.server.settings import ServerState, server_state
 from tunesmith.server.tool_calls import (ToolCallStream, call_format, forced_opening, ids_with_opening,
                                         parse_tool_calls, tool_names)
 from tunesmith.server.validation import check_messages, check_prompt_size

@@ -10,8 +10,8 @@ from fastapi.responses import FileResponse, Response
 
 from tunesmith.jobs.files import PURPOSES, UploadTooLarge, delete_file, file_path, save_upload
 from tunesmith.server.errors import OpenAIError, not_found
-from tunesmith.server.objects import file_object
-from tunesmith.server.state import ServerState, server_state
+from tunesmith.server.openai_objects import file_object
+from tunesmith.server.settings import ServerState, server_state
 
 router = APIRouter(tags=["files"])
 

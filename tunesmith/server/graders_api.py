@@ -18,7 +18,7 @@ from tunesmith.evaluate.model_reply import PROVIDER_PREFIX
 from tunesmith.evaluate.openai_graders import OpenAIGraderError, grade_sample, sub_graders, validate_grader
 from tunesmith.server.errors import OpenAIError
 from tunesmith.server.models_api import resolve_model
-from tunesmith.server.state import ServerState, server_state
+from tunesmith.server.settings import ServerState, server_state
 
 router = APIRouter(tags=["graders"])
 

@@ -14,8 +14,8 @@ from tunesmith.jobs.lifecycle import (JobError, JobRequest, cancel_job, create_j
 from tunesmith.artifacts.run_dir import run_dir_for
 from tunesmith.jobs.store import JobRecord
 from tunesmith.server.errors import OpenAIError
-from tunesmith.server.objects import checkpoint_objects, cursor_page, event_objects, job_object
-from tunesmith.server.state import ServerState, server_state
+from tunesmith.server.openai_objects import checkpoint_objects, cursor_page, event_objects, job_object
+from tunesmith.server.settings import ServerState, server_state
 
 router = APIRouter(tags=["fine-tuning"])
 

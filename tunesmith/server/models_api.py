@@ -17,8 +17,8 @@ from tunesmith.jobs.lifecycle import fine_tuned_model_name, root_base_model, ser
 from tunesmith.jobs.store import JobRecord
 from tunesmith.server.errors import OpenAIError
 from tunesmith.server.inference import ModelTarget
-from tunesmith.server.objects import checkpoint_objects, model_object
-from tunesmith.server.state import ServerState, server_state
+from tunesmith.server.openai_objects import checkpoint_objects, model_object
+from tunesmith.server.settings import ServerState, server_state
 from tunesmith.server.validation import inside, parse_fine_tuned_name
 
 router = APIRouter(tags=["models"])

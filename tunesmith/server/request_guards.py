@@ -20,7 +20,7 @@ from fastapi import HTTPException  # FastAPI re-raises its own from a body read;
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tunesmith.server.errors import OpenAIError, error_response
-from tunesmith.server.state import ServerSettings
+from tunesmith.server.settings import ServerSettings
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 UPLOAD_ENVELOPE = 64 * 1024  # what a multipart body adds to the file itself; the exact check happens while saving

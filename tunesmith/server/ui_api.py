@@ -4,7 +4,7 @@ Everything here reads what other parts wrote: the job store's file records, run 
 (`<data dir>/runs/<job id>`), eval directories (`<data dir>/evals/**/summary.json`), and the catalog.
 Nothing here writes; uploads, jobs and deletes go through the OpenAI-shaped `/v1` API like any SDK client.
 
-The store and data directory come from the app's `ServerState` (`server.state.server_state`); its settings'
+The store and data directory come from the app's `ServerState` (`server.settings.server_state`); its settings'
 `eval_dirs` (`tunesmith serve --evals-dir DIR`) add folders of eval runs kept elsewhere.
 """
 
@@ -24,7 +24,7 @@ from tunesmith.artifacts import run_dir as runs
 from tunesmith.artifacts.eval_dir import EvalDirError, find_eval_dirs, read_summary
 from tunesmith.jobs.files import file_path
 from tunesmith.jobs.store import JobStore
-from tunesmith.server.state import server_state
+from tunesmith.server.settings import server_state
 
 router = APIRouter(prefix="/ui-api", tags=["studio"])
 
@@ -172,56 +172,69 @@ def list_evals(request: Request) -> dict[str, Any]:
 
 
 @router.get("/compare")
-def compare_evals(request: Request, ids: str = Query(..., description="eval ids, comma-separated; the first is the baseline")) -> dict[str, Any]:
-    """Each later eval against the first (`evaluate.compare`): per-grader delta, CI, p-value and verdict, and the
-    items fixed and broken with every eval's output side by side."""
+def compare_evals(request: Request, ids: str = Query(..., description="eval ids, comma-separated; the first is the baseline"),
+                  pair_by: str = Query("question", description="question, id or line: how items are paired")) -> dict[str, Any]:
+    """Each later eval against the first (`evaluate.compare`, paired as `tunesmith compare` pairs): per-grader delta,
+    CI, p-value and verdict, how many items paired, and the items fixed and broken with every eval's output."""
+    from tunesmith.artifacts.eval_dir import PAIR_BY
     from tunesmith.evaluate.compare import compare
 
     wanted = list(dict.fromkeys(i for i in ids.split(",") if i))
     if len(wanted) < 2:
         raise _bad_request("compare needs at least two different eval ids", "ids")
+    if pair_by not in PAIR_BY:
+        raise _bad_request(f"pair_by must be one of {', '.join(PAIR_BY)}, not {pair_by!r}", "pair_by")
     known = find_eval_dirs(_eval_roots(request))
     missing = [i for i in wanted if i not in known]
     if missing:
         raise _not_found(f"No such eval run: {', '.join(missing)}")
-    result = compare([known[i] for i in wanted])
+    try:
+        result = compare([known[i] for i in wanted], pair_by=pair_by)
+    except EvalDirError as e:
+        raise _bad_request(str(e), "ids")
     runs_by_id = dict(zip(wanted, [result.baseline] + [t.treatment for t in result.treatments]))
-
     comparisons, shown = [], set()
     for cand_id, treatment in zip(wanted[1:], result.treatments):
-        graders = []
-        for g in treatment.graders:
-            row = {k: _finite_or_none(v) if isinstance(v, float) else v
-                   for k, v in dataclasses.asdict(g).items() if k != "item_deltas"}
-            row["ci95"] = [_finite_or_none(x) for x in g.ci95]
-            row["fixed"], row["broken"] = g.fixed[:MAX_SHOWN_ITEMS], g.broken[:MAX_SHOWN_ITEMS]
-            row["n_fixed"], row["n_broken"] = len(g.fixed), len(g.broken)
-            shown.update(row["fixed"] + row["broken"])
-            graders.append(row)
-        comparisons.append({"baseline": wanted[0], "candidate": cand_id, "graders": graders,
-                            "only_in_baseline": treatment.only_in_baseline,
-                            "only_in_candidate": treatment.only_in_treatment})
+        graders = [_grader_row(g) for g in treatment.graders]
+        shown.update(k for row in graders for k in row["fixed"] + row["broken"])
+        p = treatment.pairing
+        comparisons.append({"baseline": wanted[0], "candidate": cand_id, "graders": graders, "pair_by": p.pair_by,
+                            "paired": len(p.keys), "pairing": p.describe(), "problem": p.problem,
+                            "only_in_baseline": len(p.only_in_baseline), "only_in_candidate": len(p.only_in_treatment),
+                            "unpaired_baseline": p.only_in_baseline[:MAX_SHOWN_ITEMS],
+                            "unpaired_candidate": p.only_in_treatment[:MAX_SHOWN_ITEMS],
+                            "baseline_prompt_tokens": treatment.baseline_prompt_tokens,
+                            "candidate_prompt_tokens": treatment.treatment_prompt_tokens,
+                            "prompt_token_saving": treatment.prompt_token_saving})
     evals = [{"id": i, **run.summary} for i, run in runs_by_id.items()]
     return {
         "evals": evals,
         "graders": list(dict.fromkeys(g for e in evals for g in (e.get("graders") or {}))),
         "comparisons": comparisons,
-        "warnings": result.warnings,
-        "items": {item_id: _item_outputs(item_id, runs_by_id) for item_id in sorted(shown)},
+        "warnings": result.problems + result.warnings,  # the page shows both; a run that does not pair comes first
+        "items": {key: _item_outputs(key, runs_by_id, pair_by) for key in sorted(shown)},
     }
 
 
-def _item_outputs(item_id: str, runs_by_id: dict[str, Any]) -> dict[str, Any]:
-    """One item's prompt and reference, and each eval's output and scores for it."""
-    first = next(r.predictions[item_id] for r in runs_by_id.values() if item_id in r.predictions)
+def _grader_row(g: Any) -> dict[str, Any]:
+    row = {k: _finite_or_none(v) if isinstance(v, float) else v
+           for k, v in dataclasses.asdict(g).items() if k != "item_deltas"}
+    row["ci95"] = [_finite_or_none(x) for x in g.ci95]
+    row["fixed"], row["broken"] = g.fixed[:MAX_SHOWN_ITEMS], g.broken[:MAX_SHOWN_ITEMS]
+    row["n_fixed"], row["n_broken"] = len(g.fixed), len(g.broken)
+    return row
+
+
+def _item_outputs(key: str, runs_by_id: dict[str, Any], pair_by: str) -> dict[str, Any]:
+    """One paired item's prompt and reference, and each eval's output and scores for it."""
+    items = {eval_id: r.items_by(pair_by).get(key) for eval_id, r in runs_by_id.items()}
+    first = next(p for p in items.values() if p is not None)
     return {
-        "id": item_id,
+        "id": key,
         "messages": first.get("messages", []),
         "reference": first.get("reference"),
-        "outputs": {eval_id: {"output": r.predictions[item_id].get("output"),
-                              "scores": r.predictions[item_id].get("scores", {}),
-                              "details": r.predictions[item_id].get("details", {})}
-                    for eval_id, r in runs_by_id.items() if item_id in r.predictions},
+        "outputs": {eval_id: {"id": p.get("id"), "output": p.get("output"), "scores": p.get("scores", {}), "details": p.get("details", {})}
+                    for eval_id, p in items.items() if p is not None},
     }
 
 

@@ -343,7 +343,7 @@ def _finish(run: RunFiles, config: TrainConfig, s: _Setup, progress: Progress, w
         if found:
             emit(outlier_message(found), level="warn",
                  data={"lines": [e.line for e in found], "z": [round(e.z, 2) for e in found]})
-        warn_if_never_stops(model, tokenizer, data.train, emit)  # tunesmith.training.eos_check
+        warn_if_never_stops(s.model, s.tokenizer, s.data.train, emit)  # tunesmith.training.eos_check
     run.write_state("succeeded", step=progress.step, total_steps=s.total_steps, epoch=progress.epoch,
                     trained_tokens=progress.trained_tokens)
     # "final": however the clock ticks, this stays the job's newest event once the API merges its sources

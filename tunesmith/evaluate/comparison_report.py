@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tunesmith.artifacts.eval_dir import EvalRun
-from tunesmith.evaluate.compare import ALPHA, MIN_PAIRED_ITEMS, Comparison, GraderComparison
+from tunesmith.evaluate.compare import ALPHA, MIN_PAIRED_ITEMS, Comparison, GraderComparison, TreatmentComparison
 from tunesmith.paths import atomic_write_text
 
 COLORS = ["#6b7280", "#2563eb", "#d97706", "#7c3aed", "#059669", "#db2777"]  # baseline grey, then treatments
@@ -49,6 +49,17 @@ def _p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def prompt_tokens_text(t: TreatmentComparison) -> str:
+    """Mean prompt tokens per item, baseline → treatment, and the saving: `590 → 60 (89.8% fewer)`."""
+    if t.baseline_prompt_tokens is None or t.treatment_prompt_tokens is None:
+        return "n/a"
+    text = f"{t.baseline_prompt_tokens:.0f} → {t.treatment_prompt_tokens:.0f}"
+    saving = t.prompt_token_saving
+    if saving is None:
+        return text
+    return text + (f" ({saving:.1%} fewer)" if saving >= 0 else f" ({-saving:.1%} more)")
+
+
 # --- markdown ---------------------------------------------------------------------------------------------------
 
 
@@ -64,17 +75,18 @@ def render_markdown(c: Comparison) -> str:
               f"data `{c.baseline.summary.get('data', '?')}`", ""]
     for t in c.treatments:
         run = t.treatment
-        lines += [f"## {run.label}", ""]
-        if t.only_in_baseline or t.only_in_treatment:
-            lines += [f"Unpaired items left out: {t.only_in_baseline} only in baseline, "
-                      f"{t.only_in_treatment} only in this run.", ""]
-        lines += ["| grader | n | baseline | treatment | delta | 95% CI | p | test | verdict | fixed | broken |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {run.label}", "", t.pairing.describe() + ".", ""]
+        if t.problem:
+            lines += [f"**Does not pair with the baseline, no verdict:** {t.problem}.", ""]
+            continue
+        lines += [f"Prompt tokens per item (mean, baseline → this run): {prompt_tokens_text(t)}", "",
+                  "| grader | n | baseline | treatment | delta | prompt tokens | 95% CI | p | test | verdict | fixed "
+                  "| broken |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for g in t.graders:
             lines.append(
                 f"| {g.grader} | {g.n} | {_fmt(g.baseline_mean)} | {_fmt(g.treatment_mean)} | {g.delta:+.3f} | "
-                f"[{_fmt(g.ci95[0])}, {_fmt(g.ci95[1])}] | {_p(g.p_value)} | {g.test} | **{g.verdict}** | "
-                f"{len(g.fixed)} | {len(g.broken)} |"
+                f"{prompt_tokens_text(t)} | [{_fmt(g.ci95[0])}, {_fmt(g.ci95[1])}] | {_p(g.p_value)} | {g.test} | "
+                f"**{g.verdict}** | {len(g.fixed)} | {len(g.broken)} |"
             )
         lines.append("")
         for g in t.graders:
@@ -84,7 +96,8 @@ def render_markdown(c: Comparison) -> str:
     lines += [
         "## How to read this",
         "",
-        f"Items are paired by id. Delta = treatment − baseline. The interval is a 95% paired bootstrap. "
+        f"Items are paired by what each asks and expects (its own turns and reference answer, not the system "
+        f"prompt nor few-shot turns or retrieved context) unless `--pair-by` says otherwise. Delta = treatment − baseline. The interval is a 95% paired bootstrap. "
         f"Pass/fail graders use McNemar's exact test on the items that changed; score graders a paired "
         f"sign-flip permutation test. Verdicts: Improved / Degraded when p < {ALPHA}; Inconclusive otherwise; "
         f"TooFewSamples below {MIN_PAIRED_ITEMS} paired items.",
@@ -105,7 +118,7 @@ def _ids(ids: list[str], limit: int = 20) -> str:
 
 def render_html(c: Comparison) -> str:
     runs = [c.baseline] + [t.treatment for t in c.treatments]
-    graders = [g.grader for g in c.treatments[0].graders] if c.treatments else []
+    graders = list(dict.fromkeys(g.grader for t in c.treatments for g in t.graders))
     body = ["<h1>Evaluation comparison</h1>"]
     body += [f'<div class="warn">⚠ {html.escape(w)}</div>' if _is_alarm(w) else
              f'<div class="note">{html.escape(w)}</div>' for w in c.warnings]
@@ -117,26 +130,32 @@ def render_html(c: Comparison) -> str:
     body.append('<div class="charts">' + "".join(bar_chart_svg(g, runs) for g in graders) + "</div>")
     for t in c.treatments:
         body.append(f"<h2>{html.escape(t.treatment.label)} vs baseline</h2>")
-        body.append(_table_html(t.graders))
+        body.append(f"<p>{html.escape(t.pairing.describe())}.</p>")
+        if t.problem:
+            body.append(f'<div class="warn">Does not pair with the baseline, no verdict: {html.escape(t.problem)}.</div>')
+            continue
+        body.append(f"<p>Prompt tokens per item (mean, baseline → this run): "
+                    f"<b>{html.escape(prompt_tokens_text(t))}</b></p>")
+        body.append(_table_html(t))
         body.append("<h3>Per-item win / loss</h3>")
         body += [win_loss_svg(g) for g in t.graders]
     body.append(
-        f"<p class='note'>Paired by item id. Delta = treatment − baseline; 95% paired bootstrap interval. "
+        f"<p class='note'>Paired by what each item asks and expects (not its system prompt). Delta = treatment − baseline; 95% paired bootstrap interval. "
         f"McNemar exact test for pass/fail graders, paired sign-flip permutation test for scores. "
         f"Improved/Degraded when p &lt; {ALPHA}; TooFewSamples below {MIN_PAIRED_ITEMS} paired items.</p>"
     )
     return _PAGE.format(body="\n".join(body))
 
 
-def _table_html(graders: list[GraderComparison]) -> str:
+def _table_html(t: TreatmentComparison) -> str:
     head = "".join(f"<th>{h}</th>" for h in
-                   ("grader", "n", "baseline", "treatment", "delta", "95% CI", "p", "test", "verdict", "fixed",
-                    "broken"))
+                   ("grader", "n", "baseline", "treatment", "delta", "prompt tokens", "95% CI", "p", "test", "verdict",
+                    "fixed", "broken"))
     rows = []
-    for g in graders:
+    for g in t.graders:
         color = VERDICT_COLORS.get(g.verdict, "#000")
         cells = [html.escape(g.grader), str(g.n), _fmt(g.baseline_mean), _fmt(g.treatment_mean), f"{g.delta:+.3f}",
-                 f"[{_fmt(g.ci95[0])}, {_fmt(g.ci95[1])}]", _p(g.p_value), g.test,
+                 html.escape(prompt_tokens_text(t)), f"[{_fmt(g.ci95[0])}, {_fmt(g.ci95[1])}]", _p(g.p_value), g.test,
                  f'<b style="color:{color}">{g.verdict}</b>', str(len(g.fixed)), str(len(g.broken))]
         rows.append("<tr>" + "".join(f"<td>{x}</td>" for x in cells) + "</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"

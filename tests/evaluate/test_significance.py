@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from tunesmith.evaluate.stats import bootstrap_mean_ci, mcnemar_exact_p, paired_bootstrap_ci, sign_flip_p, wilson_ci
+from tunesmith.evaluate.significance import (bootstrap_mean_ci, mcnemar_exact_p, paired_bootstrap_ci, sign_flip_p,
+                                             wilson_ci)
 
 
 def test_mcnemar_exact_on_a_fixed_table():

@@ -20,7 +20,7 @@ def test_catalog_has_every_seed_model_with_its_token_limit():
 
 def test_open_weight_models_train_locally_with_a_hub_id_and_openai_models_through_the_provider():
     for spec in CATALOG:
-        if spec.family in ("gpt35", "gpt4", "gpt3-base"):
+        if spec.family in ("gpt35", "gpt4", "gpt4o", "gpt41", "o4", "gpt3-base"):
             assert spec.trains == PROVIDER and spec.hf_id is None
         elif spec.id != "tiny-random":
             assert spec.trains == LOCAL and spec.hf_id, spec.id

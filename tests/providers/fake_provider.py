@@ -19,7 +19,7 @@ from tunesmith.server.settings import ServerSettings
 API_KEY = "provider-test-key"
 KEY_ENV = "TUNESMITH_TEST_PROVIDER_KEY"
 # The provider's model names, played by the tiny random model (jobs/lifecycle.py `served_model`).
-ALIASES = "gpt-35-turbo-0125=tiny-random,gpt-35-turbo-0613=tiny-random,gpt-4-0613=tiny-random"
+ALIASES = "gpt-4o-mini-2024-07-18=tiny-random,gpt-35-turbo-0125=tiny-random,gpt-35-turbo-0613=tiny-random,gpt-4-0613=tiny-random"
 
 
 @dataclass

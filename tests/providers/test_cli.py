@@ -31,7 +31,7 @@ def test_train_and_eval_a_provider_model_from_the_command_line(monkeypatch, tmp_
         assert refused.exit_code == 2 and "key was refused" in _flat(refused.output)
         monkeypatch.setenv(KEY_ENV, API_KEY)
 
-        out = runner.invoke(app, ["train", "--model", "gpt-35-turbo-0125", "--provider", "fake", "--train", str(train),
+        out = runner.invoke(app, ["train", "--model", "gpt-4o-mini-2024-07-18", "--provider", "fake", "--train", str(train),
                                   "--n-epochs", "1", "--batch-size", "4", "--output", str(tmp_path / "run")])
         assert out.exit_code == 0, out.output
         state = json.loads((tmp_path / "run" / "state.json").read_text())
@@ -54,7 +54,7 @@ def test_train_and_eval_a_provider_model_from_the_command_line(monkeypatch, tmp_
                                          "-g", "exact", "--limit", "1", "--output", str(tmp_path / "eval2")])
         assert undeployed.exit_code == 2 and "DeploymentNotFound" in _flat(undeployed.output)
 
-    forgot = runner.invoke(app, ["train", "--model", "gpt-35-turbo-0125", "--train", str(train)])
+    forgot = runner.invoke(app, ["train", "--model", "gpt-4o-mini-2024-07-18", "--train", str(train)])
     assert forgot.exit_code == 2 and "pass --provider NAME" in _flat(forgot.output)
 
 

@@ -87,15 +87,15 @@ def test_data_over_the_provider_models_token_limit_never_leaves_the_machine(tmp_
     monkeypatch.setenv("K", "key")
     lines = [{"messages": [{"role": "user", "content": f"question {i}"}, {"role": "assistant", "content": f"a{i}"}]}
              for i in range(11)]
-    lines.insert(4, {"messages": [{"role": "user", "content": "word " * 5000}, {"role": "assistant", "content": "ok"}]})
+    lines.insert(4, {"messages": [{"role": "user", "content": "word " * 34000}, {"role": "assistant", "content": "ok"}]})
     train = tmp_path / "train.jsonl"
     train.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
     unreachable = ProviderConfig(name="p", kind="openai", endpoint="http://127.0.0.1:9/v1", api_key_env="K")
-    config = build_config({"model": "gpt-35-turbo-0613", "training_file": str(train), "output": str(tmp_path / "r")})
+    config = build_config({"model": "gpt-4.1-nano", "training_file": str(train), "output": str(tmp_path / "r")})
 
     with pytest.raises(ProviderError, match=r"train\.jsonl:5 .*too_many_tokens") as raised:
         train_remote(config, unreachable)
-    assert "4,096" in str(raised.value)  # gpt-35-turbo-0613's limit, from the catalog
+    assert "32,768" in str(raised.value)  # gpt-4.1-nano's training-example limit, from the catalog
     assert not (tmp_path / "r").exists()
 
 

@@ -45,7 +45,7 @@ def _azure(fake) -> ProviderConfig:
 
 def _config(tmp_path, name: str = "run", **kw):
     train = write_chat_file(tmp_path / f"{name}-train.jsonl")
-    return build_config({"model": "gpt-35-turbo-0125", "training_file": str(train), "n_epochs": 2, "batch_size": 4,
+    return build_config({"model": "gpt-4o-mini-2024-07-18", "training_file": str(train), "n_epochs": 2, "batch_size": 4,
                          "suffix": "prov", "seed": 3, "output": str(tmp_path / name), **kw})
 
 
@@ -92,7 +92,7 @@ def test_openai_job_survives_lost_create_429s_and_a_dropped_connection(provider_
     jobs = _server_jobs(fake)
     assert [j.id for j in jobs] == [result.job_id]  # the lost create answer did not make a second job
     assert result.fine_tuned_model == jobs[0].fine_tuned_model
-    assert result.fine_tuned_model.startswith("ft:gpt-35-turbo-0125:prov:")
+    assert result.fine_tuned_model.startswith("ft:gpt-4o-mini-2024-07-18:prov:")
 
     assert is_remote_run(run_dir)
     state = json.loads((run_dir / "state.json").read_text())
@@ -108,7 +108,7 @@ def test_openai_job_survives_lost_create_429s_and_a_dropped_connection(provider_
     assert any("APIConnectionError" in m for m in retries) and any("RateLimitError" in m for m in retries)
     assert len({e["id"] for e in _events(run_dir)}) == len(messages)  # no event recorded twice
     config_json = json.loads((run_dir / "config.json").read_text())
-    assert config_json["provider"] == "fake-openai" and config_json["model"] == "gpt-35-turbo-0125"
+    assert config_json["provider"] == "fake-openai" and config_json["model"] == "gpt-4o-mini-2024-07-18"
 
 
 def test_azure_client_trains_and_evaluates_through_chat_completions(provider_env, tmp_path):
@@ -141,7 +141,7 @@ def test_a_job_the_provider_fails_ends_the_run_failed_with_its_error(provider_en
                                  {"role": "assistant", "content": "Lorem."}]}
     with train.open("a") as f:
         f.write(json.dumps(long_example) + "\n")
-    config = build_config({"model": "gpt-35-turbo-0125", "training_file": str(train), "output": str(tmp_path / "f")})
+    config = build_config({"model": "gpt-4o-mini-2024-07-18", "training_file": str(train), "output": str(tmp_path / "f")})
     result = train_remote(config, _openai(fake), options=FAST)  # provider by config, key from the environment
 
     assert result.status == "failed"

@@ -30,6 +30,11 @@ DAYS_PER_MONTH = 30
 #   fine-tuning-cost-management, ms.date 2026-02-11): $1.70/hour for a Standard or Global Standard deployment
 #   of a fine-tuned model, billed whether or not it is called. OpenAI itself charges no hosting fee.
 # gpt-4-0613 fine-tuning was only offered as experimental access with no list price: pass the price you have.
+# The models Foundry fine-tunes today (gpt-4o-mini, gpt-4o, gpt-4.1, -mini, -nano, o4-mini) and its training tiers
+# (Standard = regional, Global, Developer) have no per-token price here: no official price page could be read
+# while writing this (2026-12-03), and third-party copies disagree. Pass --price-per-1m-training-tokens from
+# your price sheet; the tiers' relation above (Global 10-30% under Standard, Developer 50% under Global) is
+# Azure's cost-management page's.
 PRICES_AS_OF = "2026-02-11"
 AZURE_HOSTING_PER_HOUR = 1.70
 
@@ -255,9 +260,10 @@ def estimate_cost_from_tokens(
         elif hours is not None:
             notes.append("pass --gpu-hour-price to turn training hours into money")
 
+    # Azure's hosting fee is per deployment of any fine-tuned model, so it applies where no token price is known
     hosting_hour = hosting_hour_price if hosting_hour_price is not None else (
-        price.hosting_per_hour if price and not spec.local else 0.0)
-    if hosting_hour_price is None and price and not spec.local:
+        0.0 if spec.local else price.hosting_per_hour if price else AZURE_HOSTING_PER_HOUR)
+    if hosting_hour_price is None and not spec.local:
         sources.append(f"hosting ${hosting_hour:g}/hour (Azure Standard deployment, {PRICES_AS_OF}; OpenAI: none)")
     hosting_month = hosting_hour * HOURS_PER_MONTH
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -15,9 +16,12 @@ from tunesmith.cli.app import app, console, err_console
 def eval_command(
     model: str = typer.Option(..., "--model", "-m", help="catalog id, hub id, model dir, adapter or run dir"),
     data: Path = typer.Option(..., "--data", help="test file (chat JSONL or any format tunesmith reads)"),
-    grader: list[str] = typer.Option(..., "--grader", "-g", help="exact, normalized, contains, regex:P, json, "
+    grader: list[str] = typer.Option([], "--grader", "-g", help="exact, normalized, contains, regex:P, json, "
                                      "json-schema:FILE, bleu, chrf, rouge-l, python:MOD:FUNC, sql-exec:DB, "
                                      "judge:MODEL (repeatable)"),
+    grader_file: Path | None = typer.Option(None, "--grader-file", help="JSON file of OpenAI grader objects "
+                                            "(string_check, text_similarity, score_model, label_model, python, "
+                                            "multi); {{ item.reference }} is the reference answer"),
     strategy: str = typer.Option("zero-shot", "--strategy", "-s",
                                  help="zero-shot | few-shot:K[:nn] | rag:DIR[:K]; combine with '+'"),
     system_prompt: Path | None = typer.Option(None, "--system-prompt", help="file whose text replaces the "
@@ -45,9 +49,19 @@ def eval_command(
 
     prompt_text = system_prompt.read_text(encoding="utf-8").strip() if system_prompt else None
     try:
+        graders: list[Any] = list(grader)
+        if grader_file is not None:
+            from tunesmith.evaluate.openai_graders import load_grader_file
+
+            graders += load_grader_file(grader_file)
+            names = [g if isinstance(g, str) else g.name for g in graders]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise GraderError(f"{grader_file}: two graders are named {twice[0]!r} (a --grader and a grader "
+                                  "in the file); rename the one in the file")
         with console.status(f"evaluating {model} on {data}…") as status:
             result = evaluate(
-                model, data, grader, strategy=strategy, output_dir=output, system_prompt=prompt_text,
+                model, data, graders, strategy=strategy, output_dir=output, system_prompt=prompt_text,
                 pool_path=pool, limit=limit, batch_size=batch_size, max_new_tokens=max_new_tokens, stop=stop,
                 on_progress=both(lambda done, total: status.update(f"generating {done}/{total}…"),
                                  log_lines(f"eval {model}")), provider=provider, engine=engine,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.table import Table
 
-from tunesmith.catalog import CATALOG, DEFAULT_MODEL
+from tunesmith.catalog import CATALOG, DEFAULT_MODEL, ModelSpec
 from tunesmith.cli.app import app, console, err_console
 
 
@@ -13,15 +13,25 @@ from tunesmith.cli.app import app, console, err_console
 def list_models() -> None:
     """Show the model catalog: family, context limit, training cutoff, where each model trains."""
     table = Table(title="tunesmith model catalog")
-    for col in ("id", "family", "params", "context", "data up to", "trains", "hugging face id / note"):
+    for col in ("id", "family", "params", "context", "data up to", "trains", "fine-tuning status",
+                "hugging face id / note"):
         table.add_column(col)
     for s in CATALOG:
         where = "locally (open weights)" if s.local else "provider API"
         ctx = f"{s.context_length:,}" + (f" (out {s.max_output_tokens:,})" if s.max_output_tokens else "")
         table.add_row(s.id + (" *" if s.id == DEFAULT_MODEL else ""), s.family, s.params, ctx, s.training_cutoff,
-                      where, s.hf_id or s.note)
+                      where, fine_tuning_status(s), s.hf_id or s.note)
     console.print(table)
     console.print("* offline default model")
+
+
+def fine_tuning_status(spec: ModelSpec) -> str:
+    """'open (SFT, DPO) since 2025-02-06' / 'closed since 2024-10-28 -> gpt-4.1-mini-…'; local models train here."""
+    if spec.status is None:
+        return "trains here"
+    if spec.status.open:
+        return f"open ({spec.status.methods}) as of {spec.status.since}"
+    return f"closed since {spec.status.since}" + (f" → {spec.status.successor}" if spec.status.successor else "")
 
 
 @app.command("chat")

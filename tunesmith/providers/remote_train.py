@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import openai
 
-from tunesmith.catalog import ModelSpec, find_model_spec, get_model_spec
+from tunesmith.catalog import ModelSpec, closed_status_line, find_model_spec, get_model_spec
 from tunesmith.paths import atomic_write_bytes, atomic_write_text
 from tunesmith.providers.client import call_with_retries, is_azure, make_client
 from tunesmith.providers.config import ProviderConfig, ProviderError, get_provider
@@ -127,11 +127,17 @@ def train_remote(config: TrainConfig, provider: ProviderConfig | str | None = No
                  client: openai.OpenAI | None = None, options: FollowOptions | None = None) -> RemoteRunResult:
     """Validate, upload, create the provider's job and follow it to the end in a new run directory.
     `provider` defaults to the config's `provider` field, where TrainConfig has one."""
+    spec = provider_model_spec(config.model)
+    closed = closed_status_line(spec)  # before any provider call: a job on a closed model would only fail there
+    if closed:
+        raise ProviderError(closed)
+    if spec.status is not None and "SFT" not in spec.status.methods:
+        raise ProviderError(f"{spec.id} fine-tunes only by {spec.status.methods} ({spec.status.source}); tunesmith "
+                            "sends supervised jobs: pick a model that takes SFT, e.g. gpt-4.1-mini")
     provider = provider or getattr(config, "provider", None)
     if provider is None:
         raise ProviderError(f"{config.model} trains at its provider: pass --provider NAME (see `tunesmith providers`)")
     provider = get_provider(provider) if isinstance(provider, str) else provider
-    spec = provider_model_spec(config.model)
     report = validate_for_provider(config.training_file, spec, config.validation_file)
     if not report.ok:
         raise ProviderError(f"{config.training_file}: not sent to {provider.name}; fix these first "

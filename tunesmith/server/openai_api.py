@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from tunesmith.server import chat_api, files_api, jobs_api, models_api
+from tunesmith.server import chat_api, files_api, graders_api, jobs_api, models_api
 
 
 def openai_router() -> APIRouter:
-    """files, fine_tuning/jobs, models and chat/completions, as the official SDK calls them."""
+    """files, fine_tuning/jobs, fine_tuning/alpha/graders, models and chat/completions, as the official SDK calls them."""
     router = APIRouter()
-    for module in (files_api, jobs_api, models_api, chat_api):
+    for module in (files_api, jobs_api, graders_api, models_api, chat_api):
         router.include_router(module.router)
     return router
 

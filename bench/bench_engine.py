@@ -4,8 +4,10 @@ line waiting and streaming speed.
 
     OMP_NUM_THREADS=2 HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_engine.py [--n 48] [--batch-size 16] [--json]
 
-Workload: n chat prompts; prompt i must answer exactly L_i tokens, L_i spread over 5..200 (EOS is switched off so
-every side produces the same useful tokens). Greedy on every side, and every side's tokens are checked equal.
+Workload: n chat prompts; prompt i must answer exactly L_i tokens, L_i in 5..200, log-uniform by default (an eval
+set's mix: most answers short, a few long; `--spread uniform` for an even spread). EOS is switched off so every side
+produces the same useful tokens; past a reply's natural end the text is the model's babble, full of near-ties, so
+the agreement columns also give how far each side's tokens match one-at-a-time generation before they part. Greedy on every side, and every side's tokens are checked equal.
 - per-batch generate: prompts sorted by length, batches of --batch-size, `model.generate(max_new_tokens=max L in
   the batch)`: a batch runs until its longest row ends (what predict.generate did).
 - one-at-a-time generate: `model.generate` per prompt with its own L_i (a subset: --solo-n prompts; it is a rate).
@@ -36,11 +38,23 @@ ASKS = ["In one sentence, what is {s}?", "Explain {s} to a ten-year-old.", "Give
         "Why does {s} matter? Answer briefly.", "Write a haiku about {s}.", "List three words related to {s}."]
 
 
-def workload(tokenizer, n: int) -> tuple[list[list[int]], list[int]]:
+def workload(tokenizer, n: int, spread: str) -> tuple[list[list[int]], list[int]]:
+    """n prompts and their answer lengths in 5..200: "uniform" spreads them evenly; "long-tail" is log-uniform, as
+    an eval set's answers are (most stop after a few words, a few run long)."""
     prompts = [encode_prompt(tokenizer, [{"role": "user", "content": ASKS[i % len(ASKS)].format(
         s=SUBJECTS[(i // len(ASKS)) % len(SUBJECTS)])}]) for i in range(n)]
-    lengths = [5 + (i * 37) % 196 for i in range(n)]  # 5..200, spread evenly, no order to exploit
+    fractions = [((i * 37) % n) / max(1, n - 1) for i in range(n)]  # a fixed shuffle of 0..1, no order to exploit
+    if spread == "uniform":
+        lengths = [round(5 + 195 * f) for f in fractions]
+    else:
+        lengths = [round(5 * 40 ** f) for f in fractions]
     return prompts, lengths
+
+
+def same_prefix(a: list[int], b: list[int]) -> float:
+    """The share of a's tokens before the first one b differs on."""
+    n = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    return n / max(1, len(a))
 
 
 def hf_generate(model, batch: list[list[int]], new_tokens: int) -> list[list[int]]:
@@ -143,13 +157,14 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=48)
     parser.add_argument("--solo-n", type=int, default=8)
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--spread", choices=["long-tail", "uniform"], default="long-tail")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     threads = configure_threads()
     loaded = load_model(args.model)
     model, tokenizer = loaded.model.eval(), loaded.tokenizer
     model.generation_config.eos_token_id = None  # every side answers exactly its L_i tokens
-    prompts, lengths = workload(tokenizer, args.n)
+    prompts, lengths = workload(tokenizer, args.n, args.spread)
     useful = sum(lengths)
     engine_s, engine_out, engine = engine_run(model, tokenizer, prompts, lengths, args.batch_size)
     batch_s, batch_out = per_batch(model, prompts, lengths, args.batch_size)
@@ -160,6 +175,7 @@ def main() -> None:
     stream_tps, solo_tps = streaming(model, tokenizer, prompts[1])
     result = {
         "model": args.model, "cpu": cpu_model(), "threads": threads, "n": args.n, "batch_size": args.batch_size,
+        "spread": args.spread, "mean_answer_tokens": sum(lengths) / len(lengths),
         "useful_tokens": useful,
         "useful_tokens_per_s": useful / engine_s,
         "per_batch_generate_tokens_per_s": useful / batch_s,
@@ -173,6 +189,9 @@ def main() -> None:
         "stream_tokens_per_s": stream_tps, "one_at_a_time_stream_tokens_per_s": solo_tps,
         "identical_to_per_batch": sum(a == b for a, b in zip(engine_out, batch_out)),
         "identical_to_one_at_a_time": sum(a == b for a, b in zip(engine_out, solo_out)),
+        "per_batch_identical_to_one_at_a_time": sum(a == b for a, b in zip(batch_out, solo_out)),
+        "engine_same_prefix_vs_one_at_a_time": sum(map(same_prefix, solo_out, engine_out)) / len(solo_out),
+        "per_batch_same_prefix_vs_one_at_a_time": sum(map(same_prefix, solo_out, batch_out)) / len(solo_out),
     }
     if args.json:
         print(json.dumps(result))

@@ -158,25 +158,35 @@ class Engine:
                     self._decode(cohort)
             self._drop_finished()
 
-    def _drop_finished(self) -> None:
+    def _drop_finished(self, compact_all: bool = False) -> None:
+        """Let finished rows go. Their cache columns stay (decoding a dead row costs less than copying the whole
+        cache to drop it) until a cohort is mostly dead or new rows merge in (compact_all): then one copy does both.
+        """
         with self._wake:
             self._waiting = [r for r in self._waiting if not r.finished]
         for key, cohort in list(self._cohorts.items()):
+            for r in cohort.rows:
+                if r.cancelled and not r.future.done():
+                    r.fail(GenerationError("cancelled"))
             keep = [i for i, r in enumerate(cohort.rows) if not r.finished]
-            if len(keep) < len(cohort.rows):
-                for r in cohort.rows:
-                    if r.cancelled and not r.future.done():
-                        r.fail(GenerationError("cancelled"))
-                cohort.rows = [cohort.rows[i] for i in keep]
-                cohort.state = kv.keep_rows(cohort.state, keep) if keep and cohort.state else None
-            if not cohort.rows:
+            if not keep:
                 del self._cohorts[key]
+            elif len(keep) < len(cohort.rows) and (compact_all or 2 * len(keep) <= len(cohort.rows)):
+                cohort.rows = [cohort.rows[i] for i in keep]
+                cohort.state = kv.keep_rows(cohort.state, keep) if cohort.state else None
 
     def _admit(self) -> None:
-        running = sum(len(c.rows) for c in self._cohorts.values())
+        """Fill free slots; while others run, wait until a quarter of the slots are free (or every waiting request
+        fits) so the cache is re-copied once for several joiners rather than once each."""
+        live = sum(not r.finished for c in self._cohorts.values() for r in c.rows)
+        free = self.max_batch - live
         with self._wake:
-            taken = self._waiting[: max(0, self.max_batch - running)]
+            waiting = len(self._waiting)
+            if not waiting or free <= 0 or (live and free < max(1, self.max_batch // 4) and waiting > free):
+                return
+            taken = self._waiting[:free]
             self._waiting = self._waiting[len(taken):]
+        self._drop_finished(compact_all=True)
         for group in self._prefill_groups(taken):
             self._prefill(group)
 
@@ -245,6 +255,10 @@ class Engine:
             logits = self._forward(ids, mask, state.positions[:, None], state.cache, [r.adapter for r in cohort.rows])
         except Exception as e:
             kv.truncate(state)  # layers the failed forward appended to go back to the mask's length
+            if any(r.finished for r in cohort.rows):  # a dead row may be the cause: retry without them first
+                keep = [i for i, r in enumerate(cohort.rows) if not r.finished]
+                cohort.rows, cohort.state = [cohort.rows[i] for i in keep], kv.keep_rows(state, keep)
+                return
             return self._isolate(cohort, e)
         self.steps.append(state.rows)
         cohort.state = kv.KVState(state.cache, mask, state.positions + 1)
@@ -256,6 +270,8 @@ class Engine:
         assert state is not None
         culprits = []
         for i, row in enumerate(cohort.rows):
+            if row.finished:
+                continue
             alone = kv.keep_rows(state, [i])
             try:
                 self._forward(torch.tensor([[row.next_token]], device=self._device),
@@ -263,7 +279,7 @@ class Engine:
                               alone.positions[:, None], alone.cache, [row.adapter])
             except Exception as e:
                 culprits.append((row, e))
-        for row, e in culprits or [(r, error) for r in cohort.rows]:  # nobody fails alone: the step's fault
+        for row, e in culprits or [(r, error) for r in cohort.rows if not r.finished]:  # nobody fails alone
             row.fail(GenerationError(f"generation failed: {type(e).__name__}: {e}"))
 
     def _take_tokens(self, rows: list[Row], logits: torch.Tensor) -> None:

@@ -34,16 +34,23 @@ export async function list(main) {
   h("div", { class: "actions" }, button)));
 }
 
+function questionOf(item) {
+  const asked = (item.messages ?? []).filter((m) => m.role === "user").map((m) => String(m.content ?? "")).pop() ?? "";
+  return asked.length > 80 ? `${asked.slice(0, 77)}…` : asked || `Item ${item.id}`;
+}
+
 function itemBlock(item, evals, outcome) {
   const prompt = (item.messages ?? []).filter((m) => m.role !== "assistant").map((m) => `${m.role}: ${m.content}`).join("\n");
-  return h("article", { class: "card", "data-item": item.id },
-    h("h4", {}, `Item ${item.id} `, h("span", { class: `badge ${outcome === "fixed" ? "Improved" : "Degraded"}` }, outcome)),
+  const ownId = evals.map((e) => item.outputs[e.id]?.id).find((id) => id) ?? item.id;  // the baseline's item id
+  return h("article", { class: "card", "data-item": ownId, "data-key": item.id },
+    // items pair by question (a hash of it): name them by the question itself, each eval's own id beside its output
+    h("h4", {}, `${questionOf(item)} `, h("span", { class: `badge ${outcome === "fixed" ? "Improved" : "Degraded"}` }, outcome)),
     h("div", { class: "pair" },
       h("div", { class: "out" }, h("h4", {}, "Prompt"), h("pre", {}, prompt || "—")),
       h("div", { class: "out" }, h("h4", {}, "Reference"), h("pre", {}, item.reference ?? "—")),
       evals.map((e) => {
         const o = item.outputs[e.id];
-        return h("div", { class: "out" }, h("h4", {}, `${e.id} — ${label(e)}`),
+        return h("div", { class: "out" }, h("h4", {}, `${e.id} — ${label(e)}${o?.id ? ` · item ${o.id}` : ""}`),
           h("pre", {}, o?.output ?? "(no output)"),
           o ? h("p", { class: "muted" }, Object.entries(o.scores ?? {}).map(([g, s]) => `${g}: ${num(s)}`).join(", ")) : null);
       })));

@@ -234,7 +234,7 @@ class Engine:
         mask = torch.cat([torch.ones(len(rows), n, dtype=torch.long, device=self._device), tail_mask], dim=1)
         positions = torch.tensor([[0] * (width - len(t)) + list(range(n, n + len(t))) for t in tails],
                                  device=self._device)
-        cache = kv.repeat_prefix(hit.cache, n, len(rows)) if hit else kv.DynamicCache()
+        cache = kv.repeat_prefix(hit.cache, n, len(rows)) if hit else kv.new_cache()
         logits = self._forward(ids, mask, positions, cache, [r.adapter for r in rows])
         lengths = torch.tensor([len(r.prompt) for r in rows], device=self._device)
         return kv.KVState(cache, mask, lengths), logits

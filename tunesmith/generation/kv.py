@@ -6,6 +6,10 @@ row. Positions are rotated into the keys when they are computed, so padding anyw
 between a cached prefix and a tail) changes nothing but the mask: a row's attention sees exactly its own tokens
 at their own positions, as it would alone. Joining pads the shorter side on the left; leaving drops the row and
 then any column no remaining row uses.
+
+Each layer is a GrowingLayer: its keys and values are views into a buffer with room to grow, so a decode step
+writes its one new position in place. transformers' DynamicLayer copies the whole cache with torch.cat at every
+step, which was 46% of a decode step at 16 rows over 600 positions (SmolLM2-135M, 2-core CPU).
 """
 
 from __future__ import annotations
@@ -18,6 +22,50 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer
+
+
+class GrowingLayer(DynamicLayer):
+    """A DynamicLayer whose keys/values are the first `length` positions of a larger buffer."""
+
+    buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+               **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        have = self.get_seq_length()
+        need = have + key_states.shape[-2]
+        if not self._views_of_buffers() or need > self.buffers[0].shape[-2]:
+            # Someone set keys/values to other tensors (a merge, a row selection), or the buffer is full: copy
+            # once into a new buffer with headroom, so the next steps write in place.
+            self.buffers = (self._grown(self.keys, key_states, need), self._grown(self.values, value_states, need))
+        keys, values = self.buffers
+        keys[:, :, have:need].copy_(key_states)
+        values[:, :, have:need].copy_(value_states)
+        self.keys, self.values = keys[:, :, :need], values[:, :, :need]
+        return self.keys, self.values
+
+    def _views_of_buffers(self) -> bool:
+        if self.buffers is None or self.keys is None or self.keys.numel() == 0:
+            return False
+        return all(t.data_ptr() == b.data_ptr() and t.shape[:2] == b.shape[:2] and t.stride() == b.stride()
+                   for t, b in zip((self.keys, self.values), self.buffers))
+
+    @staticmethod
+    def _grown(old: torch.Tensor, new: torch.Tensor, need: int) -> torch.Tensor:
+        room = need + max(64, need // 4)
+        buffer = new.new_empty((new.shape[0], new.shape[1], room, new.shape[3]))
+        have = old.shape[-2] if old.numel() else 0
+        if have:
+            buffer[:, :, :have].copy_(old)
+        return buffer
+
+
+def new_cache() -> DynamicCache:
+    """An empty cache whose layers grow in place."""
+    cache = DynamicCache()
+    cache.layer_class_to_replicate = GrowingLayer
+    return cache
 
 
 @dataclass
@@ -47,7 +95,7 @@ def plain_layers(cache: Any) -> bool:
     A sliding-window layer drops its oldest entries by count, which padding would shift; a recurrent layer has no
     per-token entries at all.
     """
-    return isinstance(cache, DynamicCache) and all(type(layer) is DynamicLayer for layer in cache.layers)
+    return isinstance(cache, DynamicCache) and all(type(layer) in (DynamicLayer, GrowingLayer) for layer in cache.layers)
 
 
 def layer_tensors(cache: DynamicCache) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -95,9 +143,9 @@ def keep_rows(state: KVState, keep: list[int]) -> KVState:
 
 def cache_from(tensors: list[tuple[torch.Tensor, torch.Tensor]]) -> DynamicCache:
     """A DynamicCache holding these per-layer (keys, values) as they are (no copy)."""
-    cache = DynamicCache()
+    cache = new_cache()
     for keys, values in tensors:
-        layer = DynamicLayer()
+        layer = GrowingLayer()
         layer.lazy_initialization(keys, values)
         layer.keys, layer.values = keys, values
         cache.layers.append(layer)

@@ -12,6 +12,7 @@ from tunesmith.curve.subsets import Strata, read_strata, subset_sizes
 from tunesmith.evaluate.graders import Grader, GraderError, parse_grader
 
 NOT_DRY_RUN = ("judge", "score_model", "label_model")  # graders that call a model: built, not run, here
+DRY_RUN_ITEMS = 5
 
 
 class CurveError(ValueError):
@@ -106,16 +107,27 @@ def build_graders(specs: list[str], grader_file: Path | None) -> list[Grader]:
 
 
 def check_graders_run(graders: list[Grader], test: list[Conversation], path: Path) -> None:
-    """Grade the first test item's reference against itself: a grader that fails on that fails every point."""
-    reference = test[0].reference()
+    """Grade the first test items' reference answers against themselves: a grader that raises on them, or that
+    fails every one (a crashing custom function, a database that does not answer), would fail every point."""
+    items = test[:DRY_RUN_ITEMS]
     for g in graders:
         if g.kind in NOT_DRY_RUN:
             continue
-        try:
-            g.score(reference or "", reference)
-        except Exception as e:  # a user's grader can raise anything; say which one and where
-            raise CurveError(f"grader {g.name!r} cannot run: on {path} item 1 (its reference answer as the "
-                             f"output) it raised {type(e).__name__}: {e}") from e
+        details = []
+        for conv in items:
+            reference = conv.reference()
+            try:
+                score = g.score(reference or "", reference)
+            except Exception as e:  # a user's grader can raise anything; say which one and where
+                raise CurveError(f"grader {g.name!r} cannot run: on {path} item 1 (its reference answer as the "
+                                 f"output) it raised {type(e).__name__}: {e}") from e
+            if g.passed(score.value):
+                break
+            details.append(score.detail)
+        else:
+            raise CurveError(f"grader {g.name!r} cannot run on {path}: its first {len(items)} reference answers, "
+                             f"graded as outputs, all fail ({details[0] or 'score ' + str(score.value)}); fix the "
+                             "grader or the test file before training anything")
 
 
 def check_no_overlap(train: Path, test: Path) -> None:

@@ -54,3 +54,16 @@ def test_a_flat_curve_found_beside_the_baselines_says_more_of_the_same_will_not_
     assert data["status"] == CAUTION
     assert "flat: more of the same data will not help" in " ".join(data["reasons"])
     assert any("try a larger model" in s for s in data["next_steps"])
+
+
+def test_the_assessment_report_shows_the_curve_and_its_plot(evidence, tmp_path):  # noqa: F811
+    from tunesmith.assess.assessment_report import write_assessment
+
+    curve = write_curve(evidence["tmp"] / "curve", evidence["train"], [0.2, 0.32, 0.44, 0.55], 300)
+    CurveDir(curve).write_plot(b"\x89PNG\r\n\x1a\nplot")
+    result = assess(use_case=FORMAT_USE_CASE, train=evidence["train"], model=MODEL, curve=curve)
+    md, page, _ = write_assessment(result, tmp_path / "report")
+    assert "## Learning curve" in md.read_text() and f"![learning curve]({curve / 'curve.png'})" in md.read_text()
+    html = page.read_text()
+    assert "<h2>Learning curve</h2><p>more data of this kind is likely to help" in html
+    assert "src='data:image/png;base64,iVBORw0KGgpwbG90'" in html

@@ -109,6 +109,11 @@ class CurveEvidence:
     points: list[tuple[int, float]]  # (examples, score) of the fine-tuned model, smallest first
     projection: list[dict[str, Any]]  # {"examples", "score", "low", "high"}: extrapolations
     items_needed: int | None = None
+    plot: str | None = None  # curve.png, when the curve drew one
+
+    def summary(self) -> dict[str, Any]:
+        """What the assessment (and its report) keeps of the curve."""
+        return {"path": str(self.path), "kind": self.kind, "message": self.message, "plot": self.plot}
 
     def sentence(self) -> str:
         shown = ", ".join(f"{n} examples {s:.0%}" for n, s in self.points)
@@ -118,14 +123,16 @@ class CurveEvidence:
 
 def read_curve_evidence(path: Path) -> CurveEvidence:
     """curve.json, through its owner (`artifacts.curve_dir`); raises CurveDirError naming the file."""
-    from tunesmith.artifacts.curve_dir import read_curve
+    from tunesmith.artifacts.curve_dir import CurveDir, read_curve
 
     curve = read_curve(path)
+    plot = CurveDir(path).plot_path
     main = sorted((p for p in curve["points"] if p.get("model") == curve.get("model")), key=lambda p: p["examples"])
     verdict = curve["verdict"]
     return CurveEvidence(Path(path), verdict["kind"], verdict["message"], str(curve.get("metric")),
                          int(curve.get("n_test_items") or 0), [(int(p["examples"]), float(p["score"])) for p in main],
-                         list(curve.get("projection") or []), verdict.get("items_needed"))
+                         list(curve.get("projection") or []), verdict.get("items_needed"),
+                         str(plot) if plot.is_file() else None)
 
 
 def find_curve_for(train: Path, roots: list[Path]) -> Path | None:

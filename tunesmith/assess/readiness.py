@@ -59,6 +59,7 @@ class Assessment:
     target: float | None
     baselines: list[dict[str, Any]]
     cost: dict[str, Any] | None = None
+    curve: dict[str, Any] | None = None  # the learning curve the data question used: path, kind, message, plot
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -124,6 +125,7 @@ def assess(
         target=target,
         baselines=[_baseline_row(r, ctx.metric) for r in runs],
         cost=ctx.cost.to_dict() if ctx.cost else None,
+        curve=ctx.curve.summary() if ctx.curve else None,
     )
 
 

@@ -64,7 +64,7 @@ def curve_command(
             recipe=recipe, seed=seed, limit=limit, max_new_tokens=max_new_tokens, eval_batch_size=eval_batch_size,
             gpu_hour_price=gpu_hour_price)
         curve = run_curve(request, log=(lambda line: err_console.print(escape(line))) if as_json else
-                          (lambda line: console.print(escape(line))))
+                          (lambda line: console.print(escape(line), soft_wrap=True)))
     except (CurveError, CurveDirError, EvalDirError, GraderError, DataError, TrainConfigError, FileNotFoundError,
             ValueError, KeyError) as e:
         err_console.print(f"[red]error:[/red] {escape(str(e))}")

@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.evaluate.fixtures import write_scored_eval
-from tests.training.conftest import write_chat_file
+from tests.training.conftest import family_model_dir, write_chat_file  # noqa: F401  (fixture)
 from tunesmith.cli import app
 
 FAST = ["--n-epochs", "1", "--max-new-tokens", "4", "--eval-batch-size", "8", "--batch-size", "4"]
@@ -133,3 +133,19 @@ def test_a_curve_killed_after_its_first_point_resumes_without_retraining_it(tmp_
     assert adapter.stat().st_mtime_ns == trained_at
     assert "point 1/2 (tiny-random, 12 examples): done before" in done.output
     assert [p["examples"] for p in json.loads((out / "curve.json").read_text())["points"]] == [12, 24]
+
+
+def test_other_models_run_at_the_two_largest_fractions_beside_the_curve(tmp_path, files, family_model_dir):
+    train, test = files
+    other = family_model_dir("llama3")  # a second local model: a folder, as a user's own checkpoint would be
+    out = tmp_path / "curve"
+    done = CliRunner().invoke(app, ["curve", "--model", "tiny-random", "--train", str(train), "--test", str(test),
+                                    "--grader", "exact", "--fractions", "0.5,0.75,1", "--models", str(other),
+                                    "--output", str(out), "--json", *FAST])
+    assert done.exit_code == 0, done.output
+    curve = json.loads(done.stdout)
+    assert [(p["model"], p["examples"]) for p in curve["points"]] == [
+        ("tiny-random", 12), ("tiny-random", 18), ("tiny-random", 24), (str(other), 18), (str(other), 24)]
+    assert [m["model"] for m in curve["models"]] == ["tiny-random", str(other)]
+    assert [p["examples"] for p in curve["models"][1]["points"]] == [18, 24]
+    assert curve["fit"]["examples"] == [12, 18, 24]  # the fit is the main model's curve alone

@@ -9,7 +9,7 @@ from pathlib import Path
 from tunesmith.conversation import Conversation
 from tunesmith.curve.request import CurveRequest
 from tunesmith.curve.subsets import Strata, read_strata, subset_sizes
-from tunesmith.evaluate.graders import Grader, GraderError, parse_grader
+from tunesmith.evaluate.graders import Grader, parse_grader
 
 NOT_DRY_RUN = ("judge", "score_model", "label_model")  # graders that call a model: built, not run, here
 DRY_RUN_ITEMS = 5

@@ -21,6 +21,7 @@ from tunesmith.curve.subsets import nested_subsets
 
 Log = Callable[[str], None]
 TRAIN_LOG_EVERY = 0.1  # a training progress line every tenth of the steps
+EVAL_LOG_EVERY = 10  # and an evaluation line every 10 items
 
 
 def run_curve(request: Any, *, log: Log = print) -> dict[str, Any]:
@@ -72,7 +73,7 @@ def run_point(point: PlannedPoint, indices: list[int], inputs: CurveInputs, requ
         state.update(train_point(point, request, curve_dir, log, label), status="trained")
         curve_dir.write_point(point.id, state)
     log(f"{label}: evaluating on {inputs.n_test} test items")
-    state.update(eval_point(point, inputs, request, curve_dir, label), status="done")
+    state.update(eval_point(point, inputs, request, curve_dir, log, label), status="done")
     curve_dir.write_point(point.id, state)
     log(f"{label}: {_score_text(state)} in {state['train_seconds'] + state['eval_seconds']:.0f} s")
     return state
@@ -103,16 +104,15 @@ def train_point(point: PlannedPoint, request: Any, curve_dir: CurveDir, log: Log
             "n_epochs": read_config(run_dir).get("n_epochs", point.n_epochs), "trained_tokens": result.trained_tokens}
 
 
-def eval_point(point: PlannedPoint, inputs: CurveInputs, request: Any, curve_dir: CurveDir,
+def eval_point(point: PlannedPoint, inputs: CurveInputs, request: Any, curve_dir: CurveDir, log: Log,
                label: str) -> dict[str, Any]:
     from tunesmith.evaluate.run import evaluate
-    from tunesmith.progress import log_lines
 
     started = time.perf_counter()
     result = evaluate(str(curve_dir.run_dir(point.id)), request.test, inputs.graders,
                       output_dir=curve_dir.eval_dir(point.id), limit=request.limit,
                       batch_size=request.eval_batch_size, max_new_tokens=request.max_new_tokens,
-                      on_progress=log_lines(f"{label}: eval"))
+                      on_progress=_eval_log(log, label))
     stats = result.summary["graders"][inputs.metric]
     return {"eval_seconds": round(time.perf_counter() - started, 2), "eval_dir": str(result.output_dir),
             "score": stats["mean"], "ci_low": stats["ci95"][0], "ci_high": stats["ci95"][1]}
@@ -134,6 +134,21 @@ def _training_log(log: Log, label: str) -> Callable[[dict], None]:
             log(f"{label}: step {step}/{total}, loss {data.get('train_loss', float('nan')):.4f}")
 
     return on_event
+
+
+def _eval_log(log: Log, label: str, every: int = EVAL_LOG_EVERY) -> Callable[[int, int], None]:
+    """Generation progress as a log line every `every` items, with the rate (through `log`: with --json it goes
+    to stderr, so stdout stays the one JSON object)."""
+    started, last = time.perf_counter(), [0]
+
+    def report(done: int, total: int) -> None:
+        if done - last[0] < every and done < total or done == last[0]:
+            return
+        last[0] = done
+        rate = done / max(time.perf_counter() - started, 1e-9)
+        log(f"{label}: eval {done}/{total} items, {rate:.2f} items/s")
+
+    return report
 
 
 def _score_text(state: dict[str, Any]) -> str:

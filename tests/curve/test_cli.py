@@ -149,3 +149,18 @@ def test_other_models_run_at_the_two_largest_fractions_beside_the_curve(tmp_path
     assert [m["model"] for m in curve["models"]] == ["tiny-random", str(other)]
     assert [p["examples"] for p in curve["models"][1]["points"]] == [18, 24]
     assert curve["fit"]["examples"] == [12, 18, 24]  # the fit is the main model's curve alone
+
+
+def test_the_projection_is_timed_with_the_curves_own_recipe_and_priced_at_the_given_hour_rate():
+    from tunesmith.curve.fit import CurveFit, Fit, Interval, Projection
+    from tunesmith.curve.result import point_cost, projection_rows
+
+    largest = {"examples": 1000, "n_epochs": 1, "train_seconds": 600.0, "eval_seconds": 40.0}
+    fitted = CurveFit(Fit("power_law", 1.0, 5.0, 0.4, examples=[1000]), Interval(0.1, 0.05, 0.15),
+                      [Projection(2000, 0.9, 0.8, 1.0)], 80, 100)
+    # one epoch at 2000 examples, as at 1000: twice the training time, the same evaluation time
+    assert projection_rows(fitted, largest, "smollm2-135m-instruct", 1)[0]["seconds_estimate"] == 1240
+    cost, note = point_cost({"model": "smollm2-135m-instruct", "n_epochs": 1, "trained_tokens": 36_000,
+                             "train_seconds": 600.0}, gpu_hour_price=3.0)
+    assert cost == pytest.approx(0.5)  # 10 minutes at $3/hour
+    assert "60 tokens/s" in note and "hosting" not in note and "requests-per-day" not in note

@@ -39,7 +39,7 @@ def write_result(request: Any, inputs: CurveInputs, curve_dir: CurveDir, states:
         "baselines": [b.to_dict() for b in baselines],
         "fit": fitted.fit.to_dict(),
         "per_doubling": vars(fitted.per_doubling),
-        "projection": projection_rows(fitted, main[-1], request.model),
+        "projection": projection_rows(fitted, main[-1], request.model, request.n_epochs),
         "last_doubling": last_doubling(runs, main, inputs.metric),
         "models": model_rows(states, request.model),
         "verdict": verdict.to_dict(),
@@ -86,16 +86,20 @@ def point_cost(state: dict[str, Any], gpu_hour_price: float | None) -> tuple[flo
                                         throughput=trained / state["train_seconds"], gpu_hour_price=gpu_hour_price)
     except KeyError:
         return None, f"{state['model']} is not in the catalog: no price"
-    return est.training_cost, "; ".join(est.sources + [n for n in est.notes if "epochs" not in n])
+    training_notes = [n for n in est.notes if "gpu-hour-price" in n]  # not hosting nor inference: no usage given
+    return est.training_cost, "; ".join(est.sources + training_notes)
 
 
-def projection_rows(fitted: CurveFit, largest: dict[str, Any], model: str) -> list[dict[str, Any]]:
-    """2× and 4× the data: the fit's extrapolation, its interval, and the time it would take at this speed."""
+def projection_rows(fitted: CurveFit, largest: dict[str, Any], model: str,
+                    n_epochs: int | str = "auto") -> list[dict[str, Any]]:
+    """2× and 4× the data: the fit's extrapolation, its interval, and the time it would take at this speed
+    (with the epochs the curve's recipe would give that many examples)."""
     measured = Measured(PlannedPoint(model, 1.0, largest["examples"], int(largest.get("n_epochs") or 1)),
                         largest["train_seconds"], largest["eval_seconds"])
     rows = []
     for p in fitted.projections:
-        planned = PlannedPoint(model, 1.0, p.examples, default_n_epochs(p.examples))
+        epochs = default_n_epochs(p.examples) if n_epochs == "auto" else int(n_epochs)
+        planned = PlannedPoint(model, 1.0, p.examples, epochs)
         rows.append({**vars(p), "seconds_estimate": round(estimate_seconds(planned, measured), 1)})
     return rows
 

@@ -52,10 +52,12 @@ def test_curve_writes_curve_json_and_a_plot_and_json_prints_the_same(tmp_path, f
     assert curve["last_doubling"]["from"] == 12 and curve["last_doubling"]["to"] == 24
     assert curve["verdict"]["message"].split(":")[0] in done.output
     assert (out / "curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert curve["points_seconds"] == pytest.approx(sum(p["seconds"] for p in curve["points"]), abs=0.2)
 
     again = _curve(train, test, out, "--baseline", str(baseline), "--json")  # every point done: nothing retrains
     assert again.exit_code == 0, again.output
     printed = json.loads(again.stdout)
+    assert printed["points_seconds"] == curve["points_seconds"]  # the resumed run's time is not all there was
     assert {k: v for k, v in printed.items() if k != "wall_seconds"} == \
         {k: v for k, v in json.loads((out / "curve.json").read_text()).items() if k != "wall_seconds"}
     assert again.stderr.count("done before") == 2 and "): training" not in again.stderr

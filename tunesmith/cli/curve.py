@@ -107,7 +107,8 @@ def _print_curve(curve: dict) -> None:
         console.print(f"[yellow]left out by the budget:[/yellow] {x['model']} at {x['fraction']:g} "
                       f"({x['examples']} examples, ≈ {x['estimated_seconds'] / 60:.1f} min)")
     console.print(f"[bold]{escape(curve['verdict']['message'])}[/bold]")
-    console.print(f"{curve['wall_seconds']:.0f} s on {escape(curve['cpu'])}")
+    console.print(f"{curve['points_seconds']:.0f} s of training and evaluation in all (this run: "
+                  f"{curve['wall_seconds']:.0f} s) on {escape(curve['cpu'])}")
 
 
 def _ci(row: dict) -> str:

@@ -45,7 +45,9 @@ def write_result(request: Any, inputs: CurveInputs, curve_dir: CurveDir, states:
         "verdict": verdict.to_dict(),
         "left_out": [{"model": x.point.model, "fraction": x.point.fraction, "examples": x.point.examples,
                       "estimated_seconds": round(x.estimated_seconds, 1)} for x in left_out],
-        "wall_seconds": round(wall_seconds, 1), "cpu": cpu_name(),
+        "wall_seconds": round(wall_seconds, 1),  # this invocation (a resumed curve's is its own part only)
+        "points_seconds": round(sum(s["train_seconds"] + s["eval_seconds"] for s in states), 1),  # all runs'
+        "cpu": cpu_name(),
         "plot": curve_dir.plot_path.name,
     }
     curve_dir.write_plot(render_plot(curve))

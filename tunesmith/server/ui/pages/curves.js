@@ -32,5 +32,5 @@ export async function detail(main, { id }) {
   if (last && last.delta !== undefined) {
     main.append(h("p", {}, `Last doubling (${last.from} → ${last.to} examples): ${(last.delta * 100).toFixed(1)} points, ${last.fixed} fixed, ${last.broken} broken, p = ${num(last.p)} (${last.verdict}).`));
   }
-  if (c.fit?.formula) main.append(h("p", { class: "muted" }, `Fit: ${c.fit.formula} · ${num(c.wall_seconds, 0)} s on ${c.cpu ?? "?"}`));
+  if (c.fit?.formula) main.append(h("p", { class: "muted" }, `Fit: ${c.fit.formula} · ${num(c.points_seconds ?? c.wall_seconds, 0)} s of training and evaluation on ${c.cpu ?? "?"}`));
 }

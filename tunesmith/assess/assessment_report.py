@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import json
 from pathlib import Path
@@ -34,6 +35,9 @@ def render_markdown(a: Assessment) -> str:
             lines.append(f"| {b['strategy']} | {b['model']} | {b['kind']} | {b['n']} | {b['metric'] or ''} | "
                          f"{mean} | {ci} | {tokens} |")
         lines.append("")
+    if a.curve:
+        lines += ["## Learning curve", "", a.curve["message"], ""]
+        lines += [f"![learning curve]({a.curve['plot']})", ""] if a.curve.get("plot") else []
     if a.cost:
         lines += ["## Cost estimate", "", "```json", json.dumps(a.cost, indent=2), "```", ""]
     return "\n".join(lines)
@@ -66,6 +70,8 @@ def render_html(a: Assessment) -> str:
                 f"{b['ci95'][0]:.3g}–{b['ci95'][1]:.3g}" if b["ci95"] else "")) + "</tr>"
             for b in a.baselines)
         parts.append(f"<h2>Baselines</h2><table><tr>{head}</tr>{rows}</table>")
+    if a.curve:
+        parts.append(f"<h2>Learning curve</h2><p>{esc(a.curve['message'])}</p>" + _curve_image(a.curve))
     if a.cost:
         parts.append("<h2>Cost estimate</h2><pre>" + esc(json.dumps(a.cost, indent=2)) + "</pre>")
     parts.append("</body></html>")
@@ -80,6 +86,15 @@ def write_assessment(a: Assessment, output_dir: Path) -> list[Path]:
     for name, text in files.items():
         atomic_write_text(out / name, text)
     return [out / name for name in files]
+
+
+def _curve_image(curve: dict) -> str:
+    """The curve's plot inlined, so the page stays one self-contained file."""
+    plot = Path(curve["plot"]) if curve.get("plot") else None
+    if plot is None or not plot.is_file():
+        return ""
+    data = base64.b64encode(plot.read_bytes()).decode()
+    return f"<img alt='learning curve' style='max-width:100%' src='data:image/png;base64,{data}'>"
 
 
 def _badge(status: str) -> str:

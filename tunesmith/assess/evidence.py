@@ -95,3 +95,54 @@ def _last_user_text(messages: list[dict[str, Any]]) -> str:
             content = m.get("content")
             return content if isinstance(content, str) else json.dumps(content)
     return ""
+
+
+@dataclass
+class CurveEvidence:
+    """A learning curve (`tunesmith curve`) as the data question quotes it."""
+
+    path: Path
+    kind: str  # rising | flat | too noisy
+    message: str
+    metric: str
+    n_test_items: int
+    points: list[tuple[int, float]]  # (examples, score) of the fine-tuned model, smallest first
+    projection: list[dict[str, Any]]  # {"examples", "score", "low", "high"}: extrapolations
+    items_needed: int | None = None
+    plot: str | None = None  # curve.png, when the curve drew one
+
+    def summary(self) -> dict[str, Any]:
+        """What the assessment (and its report) keeps of the curve."""
+        return {"path": str(self.path), "kind": self.kind, "message": self.message, "plot": self.plot}
+
+    def sentence(self) -> str:
+        shown = ", ".join(f"{n} examples {s:.0%}" for n, s in self.points)
+        return (f"Learning curve on {self.n_test_items} test items ({self.metric}; {self.path}): {shown}. "
+                f"Its verdict: {self.message}.")
+
+
+def read_curve_evidence(path: Path) -> CurveEvidence:
+    """curve.json, through its owner (`artifacts.curve_dir`); raises CurveDirError naming the file."""
+    from tunesmith.artifacts.curve_dir import CurveDir, read_curve
+
+    curve = read_curve(path)
+    plot = CurveDir(path).plot_path
+    main = sorted((p for p in curve["points"] if p.get("model") == curve.get("model")), key=lambda p: p["examples"])
+    verdict = curve["verdict"]
+    return CurveEvidence(Path(path), verdict["kind"], verdict["message"], str(curve.get("metric")),
+                         int(curve.get("n_test_items") or 0), [(int(p["examples"]), float(p["score"])) for p in main],
+                         list(curve.get("projection") or []), verdict.get("items_needed"),
+                         str(plot) if plot.is_file() else None)
+
+
+def find_curve_for(train: Path, roots: list[Path]) -> Path | None:
+    """A curve directory under `roots` (beside the eval dirs given) drawn from this training file, newest first."""
+    from tunesmith.artifacts.curve_dir import find_curve_dirs, read_curve
+
+    for path in find_curve_dirs(roots):
+        try:
+            if Path(read_curve(path).get("train", "")).resolve() == Path(train).resolve():
+                return path
+        except ValueError:
+            continue
+    return None

@@ -17,7 +17,8 @@ from typing import Any
 from tunesmith.assess.cost import CostEstimate, UsageAssumptions, estimate_cost
 from tunesmith.assess.curation import Signal, length_outlier_sentence, length_outliers, signals_from_validation
 from tunesmith.artifacts.eval_dir import EvalRun, read_eval_run
-from tunesmith.assess.evidence import (Prediction, data_format, load_numbered_conversations, prompt_text,
+from tunesmith.assess.evidence import (CurveEvidence, Prediction, data_format, find_curve_for,
+                                       load_numbered_conversations, prompt_text, read_curve_evidence,
                                        read_predictions, text_similarity)
 from tunesmith.assess.usecase import UseCase, classify_use_case
 from tunesmith.catalog import DEFAULT_MODEL, get_model_spec
@@ -58,6 +59,7 @@ class Assessment:
     target: float | None
     baselines: list[dict[str, Any]]
     cost: dict[str, Any] | None = None
+    curve: dict[str, Any] | None = None  # the learning curve the data question used: path, kind, message, plot
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -80,6 +82,7 @@ class _Context:
     read_error: str | None = None
     signals: list[Signal] = field(default_factory=list)
     cost: CostEstimate | None = None
+    curve: CurveEvidence | None = None  # a learning curve of this training file (`tunesmith curve`)
 
     @property
     def overlap(self) -> Signal | None:
@@ -95,6 +98,7 @@ def assess(
     model: str = DEFAULT_MODEL,
     metric: str | None = None,
     target: float | None = None,
+    curve: Path | None = None,
 ) -> Assessment:
     """Answer the four questions from whatever evidence is given; missing evidence is itself an answer."""
     model = get_model_spec(model).id
@@ -106,6 +110,8 @@ def assess(
     if ctx.train:
         _read_data(ctx)
         ctx.cost = _cost_numbers(uc, ctx, runs)
+        found = curve or find_curve_for(ctx.train, sorted({Path(p).parent for p in baselines or []}))
+        ctx.curve = read_curve_evidence(found) if found else None
     findings = [why_fine_tune(ctx), what_was_tried(ctx), which_data(ctx), how_measured(ctx)]
     verdict = max((f.status for f in findings), key=_RANK.__getitem__)
     return Assessment(
@@ -119,6 +125,7 @@ def assess(
         target=target,
         baselines=[_baseline_row(r, ctx.metric) for r in runs],
         cost=ctx.cost.to_dict() if ctx.cost else None,
+        curve=ctx.curve.summary() if ctx.curve else None,
     )
 
 
@@ -263,6 +270,7 @@ def which_data(ctx: _Context) -> Finding:
         return f
     _add_validation_result(f, ctx)
     _add_example_count(f, ctx)
+    _add_curve(f, ctx)
     _add_format_check(f, ctx)
     _add_curation_signals(f, ctx)
     if f.status == READY:
@@ -304,6 +312,26 @@ def _add_example_count(f: Finding, ctx: _Context) -> None:
         f.reasons.append(f"{n} training examples ({needed} or more advised for this use case).")
     if n < needed:
         f.next_steps.append(f"Collect at least {needed - n} more examples, starting with the baselines' failures.")
+
+
+def _add_curve(f: Finding, ctx: _Context) -> None:
+    """With a learning curve, the data question is answered by what more data did, not by counts."""
+    c = ctx.curve
+    if c is None:
+        return
+    f.reasons.append(c.sentence())
+    f.next_steps = [s for s in f.next_steps if not s.startswith("Collect at least")]
+    if c.kind == "rising" and c.projection:
+        p = c.projection[0]
+        f.next_steps.append(f"Collect more examples like these: at {p['examples']} the curve projects "
+                            f"{p['score']:.0%} ({p['low']:.0%}-{p['high']:.0%}; an extrapolation).")
+    elif c.kind == "flat":
+        f.status = _worse(f.status, CAUTION)
+        f.next_steps.append("More of the same data will not help: try a larger model (tunesmith curve --models "
+                            "…), a better prompt format or harder examples.")
+    elif c.kind != "rising":
+        f.next_steps.append(f"Add test items (about {c.items_needed or 'more'}) and run the curve again: it cannot "
+                            "yet tell whether more data helps.")
 
 
 def _add_format_check(f: Finding, ctx: _Context) -> None:

@@ -8,5 +8,6 @@ from tunesmith.cli import evaluate  # noqa: F401
 from tunesmith.cli import assess  # noqa: F401
 from tunesmith.cli import serve  # noqa: F401
 from tunesmith.cli import providers  # noqa: F401
+from tunesmith.cli import curve  # noqa: F401
 
 __all__ = ["app"]

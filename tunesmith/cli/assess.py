@@ -24,10 +24,13 @@ def assess_command(
     model: str = typer.Option(DEFAULT_MODEL, "--model", "-m", help="the catalog model to fine-tune"),
     metric: str | None = typer.Option(None, "--metric", help="the grader that decides success"),
     target: float | None = typer.Option(None, "--target", help="the score on --metric that is good enough"),
+    curve: Path | None = typer.Option(None, "--curve", help="a `tunesmith curve` directory of this training file "
+                                      "(default: one found beside the --baseline eval dirs)"),
     as_json: bool = typer.Option(False, "--json", help="print the assessment as JSON"),
     output: Path | None = typer.Option(None, "--output", help="write assessment.md/.html/.json into this folder"),
 ) -> None:
     """Answer Azure's four readiness questions from your evidence, with a verdict and the next commands."""
+    from tunesmith.artifacts.curve_dir import CurveDirError
     from tunesmith.artifacts.eval_dir import EvalDirError
     from tunesmith.assess.readiness import assess
     from tunesmith.data.formats import DataError
@@ -36,8 +39,8 @@ def assess_command(
 
     try:
         result = assess(use_case=read_use_case(use_case), train=train, validation=validation, baselines=baseline,
-                        model=model, metric=metric, target=target)
-    except (EvalDirError, DataError, KeyError) as e:
+                        model=model, metric=metric, target=target, curve=curve)
+    except (EvalDirError, CurveDirError, DataError, KeyError) as e:
         err_console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if output:

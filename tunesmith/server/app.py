@@ -122,6 +122,9 @@ def _add_studio(app: FastAPI, auth: list) -> None:
         ui_api = None
     if ui_api is not None:
         app.include_router(ui_api.router, dependencies=auth)
+    from tunesmith.server import curves_api
+
+    app.include_router(curves_api.router, dependencies=auth)
     if (UI_DIR / "index.html").is_file():
         app.mount("/", StaticFiles(directory=UI_DIR, html=True), name="studio")  # last: it matches every path
 

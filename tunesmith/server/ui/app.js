@@ -7,6 +7,7 @@ import * as jobs from "./pages/jobs.js";
 import * as models from "./pages/models.js";
 import * as playground from "./pages/playground.js";
 import * as insight from "./pages/insight.js";
+import * as curves from "./pages/curves.js";
 
 const ROUTES = [
   [/^data$/, data.list, "Data"],
@@ -19,6 +20,8 @@ const ROUTES = [
   [/^playground$/, playground.render, "Playground"],
   [/^readiness$/, insight.readiness, "Readiness"],
   [/^cost$/, insight.cost, "Cost"],
+  [/^curves$/, curves.list, "Curves"],
+  [/^curves\/(?<id>[^/]+)$/, curves.detail, "Curves"],
 ];
 
 let stop = null;

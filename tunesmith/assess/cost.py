@@ -119,14 +119,14 @@ def find_throughput(model: str, *, method: str = "lora", extra: list[Throughput]
     exact = [t for t in same if t.method == method] or same
     if exact:
         return exact[0], "measured"
-    params = _params_billions(spec)
-    candidates = [t for t in table if t.method == method and _params_billions(get_model_spec(t.model))]
+    params = params_billions(spec)
+    candidates = [t for t in table if t.method == method and params_billions(get_model_spec(t.model))]
     if params is None or not candidates:
         return None
-    ref = min(candidates, key=lambda t: abs(math.log(_params_billions(get_model_spec(t.model)) / params)))
-    scaled = ref.tokens_per_s * _params_billions(get_model_spec(ref.model)) / params
+    ref = min(candidates, key=lambda t: abs(math.log(params_billions(get_model_spec(t.model)) / params)))
+    scaled = ref.tokens_per_s * params_billions(get_model_spec(ref.model)) / params
     return (Throughput(spec.id, ref.device, method, round(scaled), ref.source),
-            f"scaled from {ref.model} by parameter count ({params:g}B vs {_params_billions(get_model_spec(ref.model)):g}B)")
+            f"scaled from {ref.model} by parameter count ({params:g}B vs {params_billions(get_model_spec(ref.model)):g}B)")
 
 
 # --- Token counting -------------------------------------------------------------------------------------------
@@ -328,7 +328,7 @@ def _after_prices(usage: UsageAssumptions, spec: ModelSpec) -> tuple[float | Non
     return (p.tuned_input_per_1m, p.tuned_output_per_1m) if p else (None, None)
 
 
-def _params_billions(spec: ModelSpec) -> float | None:
+def params_billions(spec: ModelSpec) -> float | None:
     m = re.match(r"~?([\d.]+)\s*([BM])", spec.params or "")
     if not m:
         return None

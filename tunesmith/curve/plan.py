@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tunesmith.artifacts.curve_dir import point_id
-from tunesmith.assess.cost import _params_billions  # the catalog's "135M" / "3.8B" as billions
+from tunesmith.assess.cost import params_billions
 from tunesmith.catalog import find_model_spec
 from tunesmith.hparams import default_n_epochs
 
@@ -86,5 +86,5 @@ def fit_budget(points: list[PlannedPoint], first: Measured, budget_minutes: floa
 def _size_ratio(model: str, reference: str) -> float:
     """Parameters of `model` over `reference`'s (1 when either is unknown)."""
     specs = find_model_spec(model), find_model_spec(reference)
-    a, b = (_params_billions(s) if s is not None else None for s in specs)
+    a, b = (params_billions(s) if s is not None else None for s in specs)
     return a / b if a and b else 1.0

@@ -93,17 +93,17 @@ def engine_run(model, tokenizer, prompts, lengths, batch_size) -> tuple[float, l
 
 def compute_bound(model, batch: int, context: int, repeats: int = 20) -> float:
     """Seconds of one decode forward at `batch` rows over a `context`-long cache (best of `repeats`)."""
-    from transformers import DynamicCache
+    from tunesmith.generation.kv import new_cache  # the engine's own cache layers, growing in place
 
     with torch.inference_mode():
-        cache = DynamicCache()
+        cache = new_cache()
         ids = torch.randint(100, 1000, (batch, context))
         model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-        base = [(layer.keys, layer.values) for layer in cache.layers]
+        length = cache.get_seq_length()
         best = float("inf")
         for _ in range(repeats):
-            for layer, (k, v) in zip(cache.layers, base):
-                layer.keys, layer.values = k, v
+            for layer in cache.layers:  # back to `context` positions: the buffer's view, no copy
+                layer.keys, layer.values = layer.keys[:, :, :length], layer.values[:, :, :length]
             started = time.perf_counter()
             model(input_ids=ids[:, -1:], cache=cache, use_cache=True, logits_to_keep=1)
             best = min(best, time.perf_counter() - started)

@@ -53,12 +53,16 @@ class GrowingLayer(DynamicLayer):
 
     @staticmethod
     def _grown(old: torch.Tensor, new: torch.Tensor, need: int) -> torch.Tensor:
-        room = need + max(64, need // 4)
-        buffer = new.new_empty((new.shape[0], new.shape[1], room, new.shape[3]))
+        buffer = new.new_empty((new.shape[0], new.shape[1], room_for(need), new.shape[3]))
         have = old.shape[-2] if old.numel() else 0
         if have:
             buffer[:, :, :have].copy_(old)
         return buffer
+
+
+def room_for(length: int) -> int:
+    """A buffer's length for `length` positions: a copy every 64+ steps instead of every step."""
+    return length + max(64, length // 4)
 
 
 def new_cache() -> DynamicCache:
@@ -119,12 +123,22 @@ def merge(a: KVState | None, b: KVState) -> KVState:
         pad = [0, 0] * (t.dim() - 1 - dim) + [length - have, 0]  # F.pad counts dims from the last one
         return F.pad(t, pad)
 
-    merged = [(torch.cat([widen(ka, a.length, 2), widen(kb, b.length, 2)]),
-               torch.cat([widen(va, a.length, 2), widen(vb, b.length, 2)]))
-              for (ka, va), (kb, vb) in zip(layer_tensors(a.cache), layer_tensors(b.cache))]
-    set_layer_tensors(a.cache, merged)
+    for layer, (ka, va), (kb, vb) in zip(a.cache.layers, layer_tensors(a.cache), layer_tensors(b.cache)):
+        # Straight into a buffer with headroom: the next decode steps write in place, no second copy.
+        layer.buffers = (stacked(ka, kb, length), stacked(va, vb, length))
+        layer.keys, layer.values = (t[:, :, :length] for t in layer.buffers)
     mask = torch.cat([widen(a.mask, a.length, 1), widen(b.mask, b.length, 1)])
     return KVState(a.cache, mask, torch.cat([a.positions, b.positions]))
+
+
+def stacked(a: torch.Tensor, b: torch.Tensor, length: int) -> torch.Tensor:
+    """a's rows then b's in one [rows, heads, room, dim] buffer, each right-aligned to `length` over zeros."""
+    out = a.new_empty((a.shape[0] + b.shape[0], a.shape[1], room_for(length), a.shape[3]))
+    for part, t in ((out[: a.shape[0]], a), (out[a.shape[0]:], b)):
+        have = t.shape[2]
+        part[:, :, : length - have].zero_()  # padding is masked, but must be finite: 0 x NaN is NaN
+        part[:, :, length - have: length].copy_(t)
+    return out
 
 
 def keep_rows(state: KVState, keep: list[int]) -> KVState:

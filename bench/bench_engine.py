@@ -87,8 +87,10 @@ def one_at_a_time(model, prompts, lengths) -> tuple[float, list[list[int]]]:
 def engine_run(model, tokenizer, prompts, lengths, batch_size) -> tuple[float, list[list[int]], Engine]:
     engine = Engine(model, tokenizer, max_batch=batch_size)
     started = time.perf_counter()
-    got = engine.generate(prompts, [SamplingParams(max_tokens=n) for n in lengths])
-    return time.perf_counter() - started, [g.token_ids for g in got], engine
+    got = engine.generate(prompts, [SamplingParams(max_tokens=n, ignore_eos=True) for n in lengths])
+    out = [g.token_ids for g in got]
+    assert [len(t) for t in out] == list(lengths), "the engine must answer exactly L_i tokens, as generate does"
+    return time.perf_counter() - started, out, engine
 
 
 def compute_bound(model, batch: int, context: int, repeats: int = 20) -> float:
@@ -114,14 +116,14 @@ def head_of_line(model, tokenizer, prompt: list[int]) -> tuple[float, float]:
     engine = Engine(model, tokenizer)
     engine.start()
     started = time.perf_counter()
-    engine.submit(prompt, SamplingParams(max_tokens=4)).result()
+    engine.submit(prompt, SamplingParams(max_tokens=4, ignore_eos=True)).result()
     alone = time.perf_counter() - started
-    long = engine.submit(prompt, SamplingParams(max_tokens=2000), stream=True)
+    long = engine.submit(prompt, SamplingParams(max_tokens=2000, ignore_eos=True), stream=True)
     pieces = long.stream()
     for _ in range(20):  # the long one is well into its decoding
         next(pieces)
     started = time.perf_counter()
-    engine.submit(prompt, SamplingParams(max_tokens=4)).result()
+    engine.submit(prompt, SamplingParams(max_tokens=4, ignore_eos=True)).result()
     behind = time.perf_counter() - started
     pieces.close()
     return behind, alone
@@ -131,7 +133,7 @@ def streaming(model, tokenizer, prompt: list[int], tokens: int = 200) -> tuple[f
     engine = Engine(model, tokenizer)
     engine.start()
     started = time.perf_counter()
-    job = engine.submit(prompt, SamplingParams(max_tokens=tokens), stream=True)
+    job = engine.submit(prompt, SamplingParams(max_tokens=tokens, ignore_eos=True), stream=True)
     for _ in job.stream():
         pass
     streamed = job.result().completion_tokens / (time.perf_counter() - started)

@@ -264,3 +264,16 @@ def test_non_mixable_adapters_get_a_cohort_of_their_own():
     expected = hf_greedy(peft, prompts[1], 4)
     got = engine.generate(prompts, SamplingParams(max_tokens=4), adapters=[BASE_MODEL, "dora"])
     assert got[1].token_ids == expected and got[0].completion_tokens == 4
+
+
+def test_ignore_eos_runs_to_max_tokens_where_the_tokenizer_would_stop():
+    model, tokenizer = lively_model()
+    no_eos(model)
+    prompt = text_prompts(tokenizer, TEXTS[:1])[0]
+    first = hf_greedy(model, prompt, 1)[0]
+    tokenizer.eos_token_id = first  # the tokenizer's end-of-sequence is the first greedy token
+    engine = Engine(model, tokenizer)
+    stopped, ran = engine.generate([prompt, prompt], [SamplingParams(max_tokens=6),
+                                                     SamplingParams(max_tokens=6, ignore_eos=True)])
+    assert stopped.completion_tokens <= 1 and stopped.finish_reason == "stop"
+    assert ran.token_ids == hf_greedy(model, prompt, 6) and ran.finish_reason == "length"

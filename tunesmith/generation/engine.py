@@ -74,7 +74,7 @@ class Engine:
                                      f"{len(prompt)}.")
         if context is not None:
             params.max_tokens = min(params.max_tokens, context - len(prompt))
-        eos = set(eos_token_ids(self.model, tokenizer))
+        eos = set() if params.ignore_eos else set(eos_token_ids(self.model, tokenizer))
         row = Row(list(prompt), params, adapter, RowText(tokenizer, list(params.stop), eos))
         if stream:
             import queue

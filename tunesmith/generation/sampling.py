@@ -21,6 +21,7 @@ class SamplingParams:
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
     logprobs: int | None = None  # how many alternatives per token to report; None: no log-probabilities
+    ignore_eos: bool = False  # run to max_tokens past end-of-sequence (vLLM's name; benchmarks use it)
 
     @property
     def greedy(self) -> bool:

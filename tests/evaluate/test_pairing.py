@@ -156,3 +156,29 @@ def test_old_eval_dirs_without_keys_still_compare(tmp_path):
     assert out.exit_code == 0 and "paired 30 of 30" in out.output and "Improved" in out.output
     out = CliRunner().invoke(app, ["compare", str(old_few), str(new), "--pair-by", "nearest"])
     assert out.exit_code == 2 and "--pair-by" in out.output
+
+
+def test_assess_meets_graders_by_kind_and_target_as_compare_does(tmp_path, monkeypatch):
+    """Two baselines graded against one database spelled two ways: `assess` finds the one metric they share
+    and picks the best baseline by it, as `compare` would pair them; another database is another grader."""
+    from tunesmith.assess.readiness import assess
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "geo.sqlite").write_bytes(b"")
+    (tmp_path / "other.sqlite").write_bytes(b"")
+    data = write_questions(tmp_path / "test.jsonl", LONG_PROMPT)
+    pool = load_conversations(write_questions(tmp_path / "train.jsonl", LONG_PROMPT, n=10, offset=100))
+    zero = write_scored_eval(tmp_path / "zero", data, set(range(6)), graders=["sql-exec:./geo.sqlite"])
+    few = write_scored_eval(tmp_path / "few", data, BASELINE_RIGHT, strategy="few-shot:3", pool=pool,
+                            graders=["sql-exec:geo.sqlite"])
+    result = assess(baselines=[zero, few], model="tiny-random")
+    assert result.metric == "sql-exec:./geo.sqlite"
+    assert [b["mean"] for b in result.baselines] == [6 / 30, 12 / 30]
+    tried = next(f for f in result.findings if f.question == "What has been tried?")
+    assert "the best, few-shot:3" in tried.summary and "0.4" in tried.summary, tried.summary
+
+    named = assess(baselines=[zero, few], model="tiny-random", metric="sql-exec:geo.sqlite", target=0.9)
+    assert [b["mean"] for b in named.baselines] == [6 / 30, 12 / 30]
+    elsewhere = write_scored_eval(tmp_path / "elsewhere", data, TUNED_RIGHT, strategy="few-shot:3", pool=pool,
+                                  graders=["sql-exec:other.sqlite"])
+    assert assess(baselines=[zero, elsewhere], model="tiny-random").metric is None

@@ -23,6 +23,7 @@ from tunesmith.assess.evidence import (CurveEvidence, Prediction, data_format, f
 from tunesmith.assess.usecase import UseCase, classify_use_case
 from tunesmith.catalog import DEFAULT_MODEL, get_model_spec
 from tunesmith.conversation import Conversation
+from tunesmith.evaluate.pairing import common_graders, grader_in
 
 READY, NOT_YET, CAUTION = "ready", "not yet", "caution"
 _RANK = {READY: 0, CAUTION: 1, NOT_YET: 2}
@@ -84,6 +85,11 @@ class _Context:
     cost: CostEstimate | None = None
     curve: CurveEvidence | None = None  # a learning curve of this training file (`tunesmith curve`)
 
+    def metric_in(self, run: EvalRun) -> str | None:
+        """`run`'s own name for the metric: graders meet by kind and resolved target, as `compare` pairs them
+        (`sql-exec:./geo.sqlite` in one eval is `sql-exec:geo.sqlite` in another)."""
+        return grader_in(run, self.metric, self.runs) if self.metric else None
+
     @property
     def overlap(self) -> Signal | None:
         return next((s for s in self.signals if s.code == "train_validation_overlap"), None)
@@ -123,7 +129,7 @@ def assess(
         use_case_kind=uc.kind,
         metric=ctx.metric,
         target=target,
-        baselines=[_baseline_row(r, ctx.metric) for r in runs],
+        baselines=[_baseline_row(r, ctx.metric_in(r)) for r in runs],
         cost=ctx.cost.to_dict() if ctx.cost else None,
         curve=ctx.curve.summary() if ctx.curve else None,
     )
@@ -195,7 +201,7 @@ def what_was_tried(ctx: _Context) -> Finding:
                          _eval_command(ctx, "rag:DOCS_DIR", "evals/rag")]
         return f
     for r in ctx.runs:
-        f.reasons.append(f"Baseline {r.baseline_label}: {_score_text(r, ctx.metric)}" + _data_note(r, ctx))
+        f.reasons.append(f"Baseline {r.baseline_label}: {_score_text(r, ctx.metric_in(r))}" + _data_note(r, ctx))
         if ctx.train and r.data and _same_file(r.data, ctx.train):
             f.status = _worse(f.status, CAUTION)
             f.reasons.append(f"{r.baseline_label} was scored on the training file: score it on the validation set instead.")
@@ -211,7 +217,7 @@ def what_was_tried(ctx: _Context) -> Finding:
         f.next_steps.append(_eval_command(ctx, "rag:DOCS_DIR", "evals/rag"))
     if ctx.metric is None:
         return f
-    best = best_baseline(ctx.runs, ctx.metric)
+    best = best_baseline(ctx)
     if best is None:
         f.status = _worse(f.status, NOT_YET)
         f.reasons.append(f"No baseline was scored with the grader {ctx.metric!r}.")
@@ -219,7 +225,7 @@ def what_was_tried(ctx: _Context) -> Finding:
     _add_failure_evidence(f, best, ctx)
     tried = ", ".join(sorted({r.kind for r in ctx.runs}))
     f.summary = (f"Baselines tried ({tried}); the best, {best.baseline_label}, scores {ctx.metric} "
-                 f"{best.graders[ctx.metric].mean:.3g}.")
+                 f"{best.graders[ctx.metric_in(best)].mean:.3g}.")
     return f
 
 
@@ -229,9 +235,10 @@ def _failed(p: Prediction, metric: str, threshold: float | None) -> bool:
     return p.scores.get(metric, 1.0) < (threshold if threshold is not None else FAILED_BELOW)
 
 
-def best_baseline(runs: list[EvalRun], metric: str) -> EvalRun | None:
-    scored = [r for r in runs if metric in r.graders]
-    return max(scored, key=lambda r: r.graders[metric].mean) if scored else None
+def best_baseline(ctx: _Context) -> EvalRun | None:
+    """The baseline scoring best on the metric, under whichever spelling of it each one was graded with."""
+    scored = [r for r in ctx.runs if ctx.metric_in(r)]
+    return max(scored, key=lambda r: r.graders[ctx.metric_in(r)].mean) if scored else None
 
 
 def _add_failure_evidence(f: Finding, best: EvalRun, ctx: _Context) -> None:
@@ -240,8 +247,9 @@ def _add_failure_evidence(f: Finding, best: EvalRun, ctx: _Context) -> None:
         f.status = _worse(f.status, CAUTION)
         f.reasons.append(f"{best.path}/predictions.jsonl is missing: the best baseline's failures can't be collected.")
         return
-    threshold = best.graders[ctx.metric].threshold
-    failures = [p for p in predictions if _failed(p, ctx.metric, threshold)]
+    metric = ctx.metric_in(best)
+    threshold = best.graders[metric].threshold
+    failures = [p for p in predictions if _failed(p, metric, threshold)]
     ids = ", ".join(p.id for p in failures[:SHOW])
     f.reasons.append(f"Failures collected: the best baseline, {best.baseline_label}, got {len(failures)} of "
                      f"{len(predictions)} items wrong by {ctx.metric}" + (f" (e.g. {ids})." if failures else "."))
@@ -408,11 +416,11 @@ def how_measured(ctx: _Context) -> Finding:
         f.reasons.append("No target: without one nobody can say whether fine-tuning succeeded.")
         f.next_steps.append(f"State the score that would be good enough: --metric {ctx.metric} --target X")
         return f
-    best = best_baseline(ctx.runs, ctx.metric)
+    best = best_baseline(ctx)
     if best is None:
         f.reasons.append(f"Target: {ctx.metric} >= {ctx.target:g}; no baseline to compare with yet.")
         return f
-    score = best.graders[ctx.metric]
+    score = best.graders[ctx.metric_in(best)]
     if score.mean >= ctx.target:
         f.status = CAUTION
         sure = score.ci95 is not None and score.ci95[0] >= ctx.target
@@ -490,11 +498,10 @@ def _eval_command(ctx: _Context, strategy: str, output: str) -> str:
 
 
 def _only_common_grader(runs: list[EvalRun]) -> str | None:
-    """The metric when the user named none: the one grader every baseline shares, if there is exactly one."""
-    if not runs:
-        return None
-    common = set.intersection(*(set(r.graders) for r in runs))
-    return common.pop() if len(common) == 1 else None
+    """The metric when the user named none: the one grader every baseline shares (by kind and resolved target,
+    as `compare` matches them), if there is exactly one."""
+    common = common_graders(runs)
+    return common[0] if len(common) == 1 else None
 
 
 def _score_text(run: EvalRun, metric: str | None) -> str:

@@ -82,13 +82,29 @@ def _why_not_paired(base: EvalRun, treat: EvalRun, p: Pairing) -> str | None:
 
 def match_graders(base: EvalRun, treat: EvalRun) -> list[tuple[str, str]]:
     """Graders both evals scored with, matched by kind and resolved target; in the baseline's order."""
-    theirs = {grader_identity(name, treat.summary["graders"][name]): name for name in treat.graders}
-    out = []
-    for name in base.graders:
-        match = theirs.get(grader_identity(name, base.summary["graders"][name]))
-        if match is not None:
-            out.append((name, match))
-    return out
+    theirs = _identities(treat)
+    return [(name, theirs[identity]) for identity, name in _identities(base).items() if identity in theirs]
+
+
+def common_graders(runs: list[EvalRun]) -> list[str]:
+    """The graders every run scored with, matched by kind and resolved target as `match_graders` matches two;
+    named as the first run names them."""
+    if not runs:
+        return []
+    shared = set.intersection(*(set(_identities(r)) for r in runs))
+    return [name for identity, name in _identities(runs[0]).items() if identity in shared]
+
+
+def grader_in(run: EvalRun, grader: str, runs: list[EvalRun] = ()) -> str | None:
+    """`run`'s own name for `grader`, spelled as any of `runs` (or the user) spells it: the grader of the same kind
+    and target, its target as the first of `runs` naming it recorded it (else resolved here); None if none."""
+    stats = next((r.summary["graders"][grader] for r in runs if grader in r.graders), {})
+    return _identities(run).get(grader_identity(grader, stats))
+
+
+def _identities(run: EvalRun) -> dict[str, str]:
+    """identity -> the run's name for that grader, in the run's order."""
+    return {grader_identity(name, run.summary["graders"][name]): name for name in run.graders}
 
 
 def grader_identity(name: str, stats: dict[str, Any]) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tunesmith.catalog import find_model_spec
+from tunesmith.catalog import closed_status_line, find_model_spec
 from tunesmith.jobs.files import describe_errors, file_path
 from tunesmith.jobs.store import TERMINAL, JobRecord, JobStore, new_id, now
 
@@ -209,9 +209,11 @@ def _check_model(store: JobStore, model: str) -> None:
     if spec is None:
         raise JobError(f"The model `{model}` is not in the catalog (see `tunesmith models`)", param="model",
                        code="model_not_found")
-    if not spec.local:
+    if not spec.local:  # a closed provider model says so with the catalog's dated line, as `tunesmith train` does
+        closed = closed_status_line(spec)
         raise JobError(f"The model `{model}` trains through its provider's API, not on this server; pick an "
-                       "open-weight model", param="model", code="model_not_available")
+                       "open-weight model" + (f". {closed}" if closed else ""), param="model",
+                       code="model_not_available")
 
 
 def _check_file(store: JobStore, file_id: str, param: str) -> None:

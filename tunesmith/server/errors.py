@@ -6,8 +6,11 @@ Status codes follow what the SDK maps to exception classes: 400 BadRequestError,
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
+from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -31,43 +34,46 @@ class OpenAIError(Exception):
         self.code = code
         self.type = type or _TYPES.get(status, "server_error")
 
-    def body(self) -> dict:
-        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+    def body(self, data_dir: Path | None = None) -> dict:
+        """OpenAI's error object; the message never shows the server's absolute paths."""
+        return {"error": {"message": hide_server_paths(self.message, data_dir), "type": self.type,
+                          "param": self.param, "code": self.code}}
 
 
 def not_found(what: str, ident: str, param: str | None = None, code: str | None = None) -> OpenAIError:
     return OpenAIError(404, f"No such {what}: '{ident}'", param=param, code=code)
 
 
-def error_response(err: OpenAIError) -> JSONResponse:
+def error_response(err: OpenAIError, data_dir: Path | None = None) -> JSONResponse:
+    """The error as OpenAI sends it; its message never shows the server's absolute paths."""
     # x-should-retry: false keeps the SDK from retrying a request that will fail the same way again.
     headers = {"x-should-retry": "false"} if err.status < 500 else {}
-    return JSONResponse(err.body(), status_code=err.status, headers=headers)
+    return JSONResponse(err.body(data_dir), status_code=err.status, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(OpenAIError)
-    async def _openai_error(_request: Request, exc: OpenAIError) -> JSONResponse:
-        return error_response(exc)
+    async def _openai_error(request: Request, exc: OpenAIError) -> JSONResponse:
+        return error_response(exc, request_data_dir(request))
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc.errors()))
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc.errors()), request_data_dir(request))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if isinstance(exc.detail, dict) and isinstance(exc.detail.get("error"), dict):  # already OpenAI-shaped
             e = exc.detail["error"]
             return error_response(OpenAIError(exc.status_code, str(e.get("message")), param=e.get("param"),
-                                              code=e.get("code"), type=e.get("type")))
+                                              code=e.get("code"), type=e.get("type")), request_data_dir(request))
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code)
-        return error_response(OpenAIError(exc.status_code, str(exc.detail), code=code))
+        return error_response(OpenAIError(exc.status_code, str(exc.detail), code=code), request_data_dir(request))
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error")
-        return error_response(OpenAIError(500, f"internal error: {type(exc).__name__}: {redact_paths(str(exc))}",
-                                          type="server_error"))
+        return error_response(OpenAIError(500, f"internal error: {type(exc).__name__}: {exc}", type="server_error"),
+                              request_data_dir(request))
 
 
 # pydantic names the member of a union it tried in `loc` ("literal['auto']", "float", "function-after[...]"):
@@ -96,9 +102,31 @@ def validation_error(errors: list) -> OpenAIError:
     return OpenAIError(400, f"{param}: {message}" if param else message, param=param, code="invalid_value")
 
 
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.:])/(?:[^\s'\"/:]+/)+([^\s'\"/:]*)")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:>])/([^\s'\"/:`]+)/(?:[^\s'\"/:`]+/)*([^\s'\"/:`]*)")
+DATA_DIR_NAME = "<data dir>"
 
 
 def redact_paths(text: str) -> str:
-    """`text` with absolute paths cut to their last part: an error message must not map the server's disk."""
-    return _ABSOLUTE_PATH.sub(lambda m: f".../{m.group(1)}", text)
+    """`text` with absolute paths cut to their last part: an error message must not map the server's disk.
+    Only paths whose top folder exists on this machine count (so `/ui-api/catalog` in a hint stays)."""
+    return _ABSOLUTE_PATH.sub(lambda m: f".../{m.group(2)}" if _is_top_folder(m.group(1)) else m.group(0), text)
+
+
+@functools.lru_cache(maxsize=256)
+def _is_top_folder(name: str) -> bool:
+    return os.path.isdir("/" + name)
+
+
+def hide_server_paths(text: str, data_dir: Path | None) -> str:
+    """`text` as a client may read it: paths in the data dir relative to it (`<data dir>/runs/ftjob-…`, the
+    layout docs/architecture.md describes), any other absolute path cut to its last part."""
+    if data_dir is not None:
+        for root in dict.fromkeys((str(Path(data_dir).resolve()), str(Path(data_dir).absolute()))):
+            text = text.replace(root, DATA_DIR_NAME)
+    return redact_paths(text)
+
+
+def request_data_dir(request: Request) -> Path | None:
+    """The serving app's data dir (None for an app without tunesmith's state, as in a bare router test)."""
+    state = getattr(request.app.state, "tunesmith", None)
+    return getattr(state, "data_dir", None)

@@ -140,7 +140,7 @@ def events(request: Request, job_id: str, after: str | None = None,
            limit: int = Query(20, ge=1, le=10_000)) -> dict[str, Any]:
     state = server_state(request)
     job = _job(state, job_id)
-    items = event_objects(state.store.list_events(job.id), run_dir_for(state.data_dir, job.id))
+    items = event_objects(state.store.list_events(job.id), run_dir_for(state.data_dir, job.id), state.data_dir)
     return cursor_page(items, after, limit)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from tunesmith.jobs.lifecycle import HYPERPARAMETERS, fine_tuned_model_name
 from tunesmith.artifacts.run_dir import list_checkpoints, read_config, read_events, read_results, read_state, run_dir_for
 from tunesmith.jobs.store import EventRecord, FileRecord, JobRecord
+from tunesmith.server.errors import hide_server_paths
 
 ORGANIZATION = "org-tunesmith"  # a local server has one organization; the field is required
 
@@ -37,9 +38,16 @@ def job_object(job: JobRecord, data_dir: Path) -> dict[str, Any]:
         "status": job.status, "training_file": job.training_file, "validation_file": job.validation_file,
         "result_files": list(job.result_files or []), "trained_tokens": trained_tokens,
         "hyperparameters": hp, "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
-        "error": job.error, "seed": job.seed, "estimated_finish": estimated_finish(job, run_dir),
+        "error": _shown_error(job.error, data_dir), "seed": job.seed, "estimated_finish": estimated_finish(job, run_dir),
         "integrations": [], "metadata": job.job_metadata, "user_provided_suffix": job.suffix,
     }
+
+
+def _shown_error(error: dict[str, Any] | None, data_dir: Path) -> dict[str, Any] | None:
+    """The job's error as a client sees it: a crash naming a run-dir or upload path names it in the data dir."""
+    if not error or not isinstance(error.get("message"), str):
+        return error
+    return {**error, "message": hide_server_paths(error["message"], data_dir)}
 
 
 def resolved_hyperparameters(requested: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
@@ -61,8 +69,9 @@ def estimated_finish(job: JobRecord, run_dir: Path) -> int | None:
     return int(updated + (updated - started) / done * (total - step))
 
 
-def event_objects(store_events: list[EventRecord], run_dir: Path) -> list[dict[str, Any]]:
-    """The job's lifecycle events (store) and training events (run dir) in one list, newest first."""
+def event_objects(store_events: list[EventRecord], run_dir: Path, data_dir: Path | None = None) -> list[dict[str, Any]]:
+    """The job's lifecycle events (store) and training events (run dir) in one list, newest first; a message
+    naming a path in the data dir names it relative to it (`--resume <data dir>/runs/ftjob-…`)."""
     keyed: list[tuple[bool, int, int, dict[str, Any]]] = [
         (False, e.created_at, e.phase, {"object": "fine_tuning.job.event", "id": e.id, "created_at": e.created_at,
                                         "level": e.level, "message": e.message, "data": e.data, "type": e.type})
@@ -73,7 +82,7 @@ def event_objects(store_events: list[EventRecord], run_dir: Path) -> list[dict[s
         final = isinstance(e.get("data"), dict) and bool(e["data"].get("final"))
         keyed.append((final, int(e.get("created_at") or 0), 1, e))
     keyed.sort(key=lambda k: k[:3])  # stable: each source keeps its own order within a second
-    return [e for *_, e in reversed(keyed)]
+    return [{**e, "message": hide_server_paths(str(e.get("message") or ""), data_dir)} for *_, e in reversed(keyed)]
 
 
 def checkpoint_objects(job: JobRecord, data_dir: Path) -> list[dict[str, Any]]:

@@ -20,10 +20,12 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Query, Request
 
 from tunesmith.catalog import CATALOG, DEFAULT_MODEL, find_model_spec
+from tunesmith.hparams import LIMITS
 from tunesmith.artifacts import run_dir as runs
 from tunesmith.artifacts.eval_dir import EvalDirError, find_eval_dirs, read_summary
 from tunesmith.jobs.files import file_path
 from tunesmith.jobs.store import JobStore
+from tunesmith.server.errors import hide_server_paths
 from tunesmith.server.settings import server_state
 
 router = APIRouter(prefix="/ui-api", tags=["studio"])
@@ -47,6 +49,21 @@ def _store(request: Request) -> JobStore:
 
 def _data_dir(request: Request) -> Path:
     return server_state(request).data_dir
+
+
+def _shown(value: Any, request: Request, names: dict[str, str] | None = None) -> Any:
+    """`value` (JSON-ready) with every path in its strings as a client may see it: `names` (server path -> the
+    client's name for it) first, then relative to the data dir, or cut to its last part; never the server's
+    absolute path. Only for what tunesmith wrote, not for the user's own texts (prompts, outputs)."""
+    if isinstance(value, str):
+        for path, name in (names or {}).items():
+            value = value.replace(path, name)
+        return hide_server_paths(value, _data_dir(request))
+    if isinstance(value, list):
+        return [_shown(v, request, names) for v in value]
+    if isinstance(value, dict):
+        return {k: _shown(v, request, names) for k, v in value.items()}
+    return value
 
 
 # --- Catalog ------------------------------------------------------------------------------------------------
@@ -95,14 +112,15 @@ def file_report(file_id: str, request: Request, model: str | None = None) -> dic
         model = model or DEFAULT_MODEL
         report = _report_with_tokens(str(path), path.stat().st_mtime_ns, model)
     stats = report.get("stats") or {}
+    names = {str(file_path(_data_dir(request), record)): record.filename}  # the name the client knows it by
     return {
         "id": record.id,
         "filename": record.filename,
         "status": record.status,
         "ok": bool(report.get("ok")),
         "n_examples": report.get("n_examples", 0),
-        "errors": report.get("errors", []),
-        "warnings": report.get("warnings", []),
+        "errors": _shown(report.get("errors", []), request, names),
+        "warnings": _shown(report.get("warnings", []), request, names),
         "stats": stats,
         "tokenizer": model,
         "token_histogram": token_histogram(stats),
@@ -122,7 +140,7 @@ def job_metrics(job_id: str, request: Request) -> dict[str, Any]:
     run_dir = runs.run_dir_for(_data_dir(request), job_id)
     results = runs.read_results(run_dir)
     rows = [{"step": step, **{k: _finite_or_none(v) for k, v in cols.items()}} for step, cols in sorted(results.items())]
-    return {"job_id": job_id, "rows": rows, "state": runs.read_state(run_dir)}
+    return {"job_id": job_id, "rows": rows, "state": _shown(runs.read_state(run_dir), request)}
 
 
 @router.get("/jobs/{job_id}/example-losses")
@@ -168,7 +186,7 @@ def list_evals(request: Request) -> dict[str, Any]:
     roots = _eval_roots(request)
     evals = [{"id": eval_id, **_read_summary(path)} for eval_id, path in find_eval_dirs(roots).items()]
     evals.sort(key=lambda e: e.get("created_at") or "", reverse=True)
-    return {"object": "list", "data": evals, "roots": [str(r) for r in roots]}
+    return {"object": "list", "data": _shown(evals, request), "roots": _shown([str(r) for r in roots], request)}
 
 
 @router.get("/compare")
@@ -199,19 +217,20 @@ def compare_evals(request: Request, ids: str = Query(..., description="eval ids,
         shown.update(k for row in graders for k in row["fixed"] + row["broken"])
         p = treatment.pairing
         comparisons.append({"baseline": wanted[0], "candidate": cand_id, "graders": graders, "pair_by": p.pair_by,
-                            "paired": len(p.keys), "pairing": p.describe(), "problem": p.problem,
+                            "paired": len(p.keys), "pairing": _shown(p.describe(), request),
+                            "problem": _shown(p.problem, request),
                             "only_in_baseline": len(p.only_in_baseline), "only_in_candidate": len(p.only_in_treatment),
                             "unpaired_baseline": p.only_in_baseline[:MAX_SHOWN_ITEMS],
                             "unpaired_candidate": p.only_in_treatment[:MAX_SHOWN_ITEMS],
                             "baseline_prompt_tokens": treatment.baseline_prompt_tokens,
                             "candidate_prompt_tokens": treatment.treatment_prompt_tokens,
                             "prompt_token_saving": treatment.prompt_token_saving})
-    evals = [{"id": i, **run.summary} for i, run in runs_by_id.items()]
+    evals = _shown([{"id": i, **run.summary} for i, run in runs_by_id.items()], request)
     return {
         "evals": evals,
         "graders": list(dict.fromkeys(g for e in evals for g in (e.get("graders") or {}))),
         "comparisons": comparisons,
-        "warnings": result.problems + result.warnings,  # the page shows both; a run that does not pair comes first
+        "warnings": _shown(result.problems + result.warnings, request),  # the page shows both; a run that does not pair comes first
         "items": {key: _item_outputs(key, runs_by_id, pair_by) for key in sorted(shown)},
     }
 
@@ -257,17 +276,28 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+# Bounds for the cost form's numbers: finite, not negative, and below what any real use reaches, so a typo
+# (or nan) is a 400 naming the field instead of a nonsense estimate.
+MAX_HOUR_PRICE = 10_000.0
+MAX_REQUESTS_PER_DAY = 1e9
+MAX_TOKENS = 10_000_000.0
+
+
+def _amount(default: float | None, most: float, description: str) -> Any:
+    return Query(default, ge=0, le=most, allow_inf_nan=False, description=f"{description} (0-{most:,.0f})")
+
+
 @router.get("/cost")
 def cost(
     request: Request,
     file_id: str,
     model: str = DEFAULT_MODEL,
-    n_epochs: int | None = Query(None, ge=1, le=50),
-    gpu_hour_price: float | None = None,
-    requests_per_day: float | None = None,
-    prompt_tokens_before: float | None = None,
-    prompt_tokens_after: float | None = None,
-    completion_tokens: float = 0.0,
+    n_epochs: int | None = Query(None, ge=LIMITS["n_epochs"][0], le=LIMITS["n_epochs"][1]),
+    gpu_hour_price: float | None = _amount(None, MAX_HOUR_PRICE, "US$ per hour of the training machine"),
+    requests_per_day: float | None = _amount(None, MAX_REQUESTS_PER_DAY, "requests per day"),
+    prompt_tokens_before: float | None = _amount(None, MAX_TOKENS, "prompt tokens per request today"),
+    prompt_tokens_after: float | None = _amount(None, MAX_TOKENS, "prompt tokens per request fine-tuned"),
+    completion_tokens: float = _amount(0.0, MAX_TOKENS, "output tokens per request"),
 ) -> dict[str, Any]:
     """What `tunesmith cost` reports for an uploaded training file."""
     from tunesmith.assess.cost import UsageAssumptions, estimate_cost
@@ -281,7 +311,7 @@ def cost(
                                  gpu_hour_price=gpu_hour_price, usage=usage)
     except ValueError as e:
         raise _bad_request(str(e), "file_id") from e
-    return _plain(estimate)
+    return _shown(_plain(estimate), request)
 
 
 @router.get("/assess")
@@ -314,4 +344,4 @@ def assess(
             baselines=[known[i] for i in wanted], model=model, metric=metric, target=target)
     except (EvalDirError, DataError, KeyError, ValueError) as e:
         raise _bad_request(str(e)) from e
-    return _plain(result)
+    return _shown(_plain(result), request)

@@ -56,6 +56,14 @@ function itemBlock(item, evals, outcome) {
       })));
 }
 
+// Mean prompt tokens per item, baseline → candidate, and the saving, as the CLI report writes it: "590 → 60 (89.8% fewer)"
+function promptTokens(cmp) {
+  if (cmp.baseline_prompt_tokens == null || cmp.candidate_prompt_tokens == null) return "—";
+  const text = `${Math.round(cmp.baseline_prompt_tokens)} → ${Math.round(cmp.candidate_prompt_tokens)}`;
+  const s = cmp.prompt_token_saving;
+  return s == null ? text : `${text} (${(Math.abs(s) * 100).toFixed(1)}% ${s >= 0 ? "fewer" : "more"})`;
+}
+
 export async function compare(main, { ids }) {
   const c = await api(`/ui-api/compare?ids=${encodeURIComponent(ids ?? "")}`);
   const byId = Object.fromEntries(c.evals.map((e) => [e.id, e]));
@@ -69,12 +77,15 @@ export async function compare(main, { ids }) {
     const cand = byId[cmp.candidate];
     const sec = h("section", { "aria-label": `${cmp.candidate} against ${cmp.baseline}`, class: "comparison" },
       h("h2", {}, `${cmp.candidate} against ${cmp.baseline}`),
-      table(["Grader", "Items", "Baseline", "Candidate", "Delta", "95% CI of delta", "p", "Test", "Verdict", "Fixed", "Broken"],
+      // how many items paired, and why there is no verdict when too few do: first, not among the warnings
+      cmp.problem ? message(`Does not pair: ${cmp.problem}. No verdict.`, "error") : null,
+      h("p", { class: "pairing" }, `Paired ${cmp.paired} items by ${cmp.pair_by}: ${cmp.only_in_baseline} only in the baseline, ${cmp.only_in_candidate} only in the candidate.`),
+      table(["Grader", "Items", "Baseline", "Candidate", "Delta", "Prompt tokens", "95% CI of delta", "p", "Test", "Verdict", "Fixed", "Broken"],
         cmp.graders.map((g) => [g.grader, num(g.n), num(g.baseline_mean), num(g.treatment_mean), (g.delta > 0 ? "+" : "") + num(g.delta),
-          `[${num(g.ci95[0])}, ${num(g.ci95[1])}]`, num(g.p_value), g.test, badge(g.verdict),
-          num(g.n_fixed), num(g.n_broken)]), { numeric: [1, 2, 3, 4, 6, 9, 10] }),
-      cmp.only_in_baseline || cmp.only_in_candidate ? h("p", { class: "muted" },
-        `Compared on the items both ran: ${cmp.only_in_baseline} only in the baseline, ${cmp.only_in_candidate} only in the candidate.`) : null);
+          promptTokens(cmp), `[${num(g.ci95[0])}, ${num(g.ci95[1])}]`, num(g.p_value), g.test, badge(g.verdict),
+          num(g.n_fixed), num(g.n_broken)]), { numeric: [1, 2, 3, 4, 7, 10, 11] }),
+      cmp.graders.length ? null : h("p", { class: "pairing" }, `Prompt tokens per item: ${promptTokens(cmp)}.`),
+      cmp.only_in_baseline || cmp.only_in_candidate ? h("p", { class: "muted" }, cmp.pairing) : null);
     for (const g of cmp.graders) {
       for (const outcome of ["fixed", "broken"]) {
         const ids = g[outcome], total = g[`n_${outcome}`];

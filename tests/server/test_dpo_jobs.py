@@ -6,6 +6,7 @@ import base64
 import json
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 
@@ -61,6 +62,10 @@ def test_dpo_job_trains_lists_and_chats(client, tmp_path):
     assert len(results) == 1 + 6  # 12 pairs / 4 per step x 2 epochs
     first = dict(zip(header, results[1].split(",")))
     assert float(first["train_loss"]) == pytest.approx(0.693147, abs=1e-4)  # log 2: policy == reference
+
+    studio = httpx.get(str(client.base_url).removesuffix("v1/") + f"ui-api/jobs/{job.id}/metrics",
+                       headers={"Authorization": f"Bearer {API_KEY}"}).json()  # what the job page charts
+    assert studio["rows"][-1]["rewards/accuracies"] >= 0 and "rewards/margins" in studio["rows"][-1]
 
     messages = [e.message for e in client.fine_tuning.jobs.list_events(job.id, limit=100)]
     assert messages[0] == "The job has successfully completed" and any(m.startswith("Step 6/6") for m in messages)

@@ -118,3 +118,23 @@ def test_dpo_refuses_chat_data_and_bad_beta(tmp_path):
     for beta in (0, 2.5, float("nan")):
         with pytest.raises(TrainConfigError, match="beta"):
             build_config({"training_file": "x.jsonl", "method": "dpo", "beta": beta})
+
+
+def test_cli_train_method_dpo_with_beta(tmp_path):
+    from typer.testing import CliRunner
+
+    from tunesmith.cli import app
+
+    pairs = write_pairs(tmp_path / "p.jsonl")
+    runner = CliRunner()
+    plan = runner.invoke(app, ["train", "--model", "tiny-random", "--train", str(pairs), "--method", "dpo",
+                               "--dry-run"])
+    assert plan.exit_code == 0, plan.output
+    assert "It is 3." in plan.output and "No idea, 0." in plan.output  # pair 1: preferred, then non-preferred
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["train", "--model", "tiny-random", "--train", str(pairs), "--method", "dpo",
+                                 "--beta", "0.25", "--n-epochs", "1", "--batch-size", "6", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["beta"] == 0.25 and len(rows(out)) == 2
+    bad = runner.invoke(app, ["train", "--train", str(pairs), "--method", "dpo", "--beta", "3"])
+    assert bad.exit_code == 2 and "beta" in bad.output

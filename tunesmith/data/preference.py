@@ -13,12 +13,14 @@ only the output turns carry log-probabilities, and the chat schema (`chat_exampl
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tunesmith.conversation import Conversation
-from tunesmith.data.formats import (PREFERENCE_FORMAT, conversation_from_chat, is_preference_record,  # noqa: F401
-                                    iter_examples, normalize_format, require_readable_file, DataError)
+from tunesmith.data.formats import (PREFERENCE_FORMAT, DataError, conversation_from_chat, iter_examples,
+                                    require_readable_file)
 from tunesmith.data.schema import ERROR, Issue, RecordError, chat_example_issues, not_an_object_message
 
 _OUTPUT_KEYS = {"chosen": "preferred_output", "rejected": "non_preferred_output"}
@@ -134,7 +136,7 @@ def _renamed(issues: list[Issue], examples: PairExamples, output: int) -> list[I
     return issues
 
 
-def iter_numbered_pairs(path: Any) -> Any:
+def iter_numbered_pairs(path: Path | str) -> Iterator[tuple[int, PreferencePair]]:
     """Stream `(line, PreferencePair)` from a preference file; raises DataError at the first bad record."""
     require_readable_file(path)
     for line, record in iter_examples(path, PREFERENCE_FORMAT):
@@ -149,6 +151,6 @@ def iter_numbered_pairs(path: Any) -> Any:
         yield line, pair
 
 
-def read_pairs(path: Any) -> list[PreferencePair]:
+def read_pairs(path: Path | str) -> list[PreferencePair]:
     """Every pair of a preference file (`data.validate.validate_file` lists every problem instead)."""
     return [pair for _, pair in iter_numbered_pairs(path)]

@@ -144,6 +144,22 @@ def prepare_pairs(config: TrainConfig, tokenizer: Any, context_length: int) -> P
 # --- entry points ----------------------------------------------------------------------------------------------
 
 
+def plan(config: TrainConfig) -> Any:
+    """`train --dry-run`: sft.RunPlan whose examples are each pair's two sequences in turn (preferred first),
+    so the loss-mask preview shows one pair; hyperparameters are resolved on the number of pairs."""
+    from tunesmith.models import load_model
+    from tunesmith.training.dataset import PreparedData
+    from tunesmith.training.sft import RunPlan
+
+    loaded = load_model(config.model, load_weights=False)
+    validate_inputs(config, loaded.tokenizer, loaded.context_length)
+    data = prepare_pairs(config, loaded.tokenizer, loaded.context_length)
+    hp = Hyperparameters.resolve(config, len(data.train))
+    flat = PreparedData([e for p in data.train for e in p], [e for p in data.valid for e in p], data.fingerprints,
+                        data.max_length, data.n_truncated, warnings=data.warnings)
+    return RunPlan(flat, hp, hp.n_epochs * math.ceil(len(data.train) / hp.batch_size), loaded.tokenizer)
+
+
 def train(config: TrainConfig, *, should_stop: StopSignal | None = None,
           on_event: EventSink | None = None) -> RunResult:
     """DPO as `config` says, in a new run directory."""

@@ -74,6 +74,8 @@ def launch_training(options: LaunchOptions, config: Any = None, *, resume_dir: P
         if options.node_rank == 0 and (run.root / "state.json").is_file():
             raise FileExistsError(f"{run.root} already holds a run; continue it with `tunesmith train --resume "
                                   f"{run.root} --nproc-per-node {options.nproc_per_node}`")
+    if config.method == "dpo":
+        raise ValueError("--method dpo trains in one process; run it without --nproc-per-node / --nnodes")
     if config.method == "qlora" and world_size > 1:
         raise ValueError("--method qlora trains on one GPU only; on several use --method lora (DDP) or full (FSDP)")
     prepared = sft.plan(config).data  # validated and tokenised once, here, before any rank starts

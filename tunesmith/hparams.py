@@ -12,12 +12,22 @@ from typing import Any
 LIMITS: dict[str, tuple[int, int]] = {"batch_size": (1, 256), "n_epochs": (1, 50)}
 
 
+# DPO's beta: OpenAI's API spec takes "auto" or a number > 0 and <= 2; "auto" is TRL's default, 0.1.
+BETA_RANGE = (0.0, 2.0)
+DEFAULT_BETA = 0.1
+
+
 def limit_error(name: str, value: Any) -> str | None:
-    """Why `value` is not a valid `name` ("auto", a whole number within LIMITS, or a multiplier > 0); None if it is."""
+    """Why `value` is not a valid `name` ("auto", a whole number within LIMITS, a multiplier > 0, a beta in
+    (0, 2]); None if it is."""
     if value == "auto":
         return None
     if name == "learning_rate_multiplier":
         return None if float(value) > 0 else "must be 'auto' or a number > 0"
+    if name == "beta":
+        lo, hi = BETA_RANGE
+        return None if math.isfinite(float(value)) and lo < float(value) <= hi else (
+            f"must be 'auto' or a number > {lo:g} and <= {hi:g}")
     lo, hi = LIMITS[name]
     return None if lo <= int(value) <= hi else f"must be 'auto' or a whole number between {lo} and {hi}"
 
@@ -67,3 +77,7 @@ def default_learning_rate_multiplier(batch_size: int) -> float:
 
 def learning_rate(method: str, multiplier: float) -> float:
     return BASE_LEARNING_RATE[method] * multiplier
+
+
+def resolve_beta(beta: Any) -> float:
+    return DEFAULT_BETA if beta == "auto" else float(beta)

@@ -27,7 +27,13 @@ class TrainConfig(BaseModel):
     model: str = Field(DEFAULT_MODEL, description="catalog id, hub id, local HF dir, .gguf, adapter or run directory")
     training_file: Path = Field(..., alias="train", description="training data (JSONL chat, any supported format)")
     validation_file: Path | None = Field(None, alias="validation", description="validation data")
-    method: Literal["lora", "qlora", "full"] = Field("lora", description="lora | qlora (CUDA + bitsandbytes) | full")
+    method: Literal["lora", "qlora", "full", "dpo"] = Field(
+        "lora", description="lora | qlora (CUDA + bitsandbytes) | full | dpo (preference pairs; see --dpo-weights)")
+    beta: Union[float, Auto] = Field("auto", description="dpo: how far the model may move from the reference "
+                                     "(OpenAI's range: > 0 and <= 2; auto = 0.1)")
+    dpo_weights: Literal["lora", "qlora", "full"] = Field(
+        "lora", description="dpo: what trains, a LoRA adapter (the reference is the model as loaded) or every "
+        "weight (full)")
     n_epochs: Union[int, Auto] = Field("auto", description="passes over the training data; auto from its size")
     batch_size: Union[int, Auto] = Field("auto", description="examples per optimizer step; auto ≈ 0.2% of examples")
     learning_rate_multiplier: Union[float, Auto] = Field(
@@ -62,13 +68,18 @@ class TrainConfig(BaseModel):
     )
     save_total_limit: int = Field(3, ge=1, description="checkpoints kept")
 
-    @field_validator("n_epochs", "batch_size", "learning_rate_multiplier")
+    @field_validator("n_epochs", "batch_size", "learning_rate_multiplier", "beta")
     @classmethod
     def _within_limits(cls, v: Any, info: Any) -> Any:
         problem = limit_error(info.field_name, v)  # the same limits as the jobs API (hparams.LIMITS)
         if problem:
             raise ValueError(problem)
         return v
+
+    @property
+    def weights(self) -> str:
+        """How the weights train: lora | qlora | full (DPO names it in dpo_weights)."""
+        return self.dpo_weights if self.method == "dpo" else self.method
 
     def to_json_dict(self) -> dict[str, Any]:
         """Field names (not aliases), paths as strings: what config.json holds and the YAML file may say."""

@@ -27,6 +27,11 @@ RESULTS_COLUMNS = (
     "step", "train_loss", "train_mean_token_accuracy", "valid_loss", "valid_mean_token_accuracy",
     "full_valid_loss", "full_valid_mean_token_accuracy",
 )
+# A DPO run's results.csv: the loss, and the implicit rewards (beta x log-ratio to the reference) under TRL's names.
+DPO_RESULTS_COLUMNS = (
+    "step", "train_loss", "rewards/chosen", "rewards/rejected", "rewards/accuracies", "rewards/margins",
+    "valid_loss", "valid_rewards/accuracies", "valid_rewards/margins",
+)
 STATUSES = ("queued", "running", "paused", "succeeded", "failed", "cancelled")
 _STEP_DIR = re.compile(r"^step-(\d+)$")
 
@@ -134,6 +139,11 @@ class Checkpoint:
     created_at: int
 
 
+def read_reference_logps(run_dir: Path) -> dict[str, list[list[float]]]:
+    """What `RunFiles.write_reference_logps` wrote ({} when absent)."""
+    return read_json(Path(run_dir) / "reference_logps.json")
+
+
 def list_checkpoints(run_dir: Path) -> list[Checkpoint]:
     """Complete checkpoints (`checkpoints/step-N/`, trainer_state.pt written last), oldest first."""
     root = Path(run_dir) / "checkpoints"
@@ -157,6 +167,7 @@ def final_weights_dir(run_dir: Path) -> Path | None:
 @dataclass
 class RunFiles:
     root: Path
+    columns: tuple[str, ...] = RESULTS_COLUMNS  # results.csv's (DPO_RESULTS_COLUMNS for a DPO run)
 
     @property
     def checkpoints(self) -> Path:
@@ -177,16 +188,16 @@ class RunFiles:
         path = self.root / "results.csv"
         new = not path.is_file()
         with open(path, "a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=RESULTS_COLUMNS)
+            writer = csv.DictWriter(f, fieldnames=self.columns)
             if new:
                 writer.writeheader()
-            writer.writerow({k: _fmt(row.get(k)) for k in RESULTS_COLUMNS})
+            writer.writerow({k: _fmt(row.get(k)) for k in self.columns})
 
     def truncate_results(self, last_step: int) -> None:
         """Drop rows after `last_step`: a resumed run recomputes them."""
         kept = [r for r in results_rows(self.root) if int(r["step"]) <= last_step]
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=RESULTS_COLUMNS, lineterminator="\n")
+        writer = csv.DictWriter(out, fieldnames=self.columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(kept)
         atomic_write_text(self.root / "results.csv", out.getvalue())
@@ -206,6 +217,10 @@ class RunFiles:
             f.write(json.dumps(event) + "\n")
             f.flush()
         return event
+
+    def write_reference_logps(self, logps: dict[str, list[list[float]]]) -> None:
+        """DPO: the reference model's (chosen, rejected) log-probabilities per pair, computed once."""
+        atomic_write_text(self.root / "reference_logps.json", json.dumps(logps))
 
     def checkpoint_dir(self, step: int) -> Path:
         return self.checkpoints / f"step-{step}"

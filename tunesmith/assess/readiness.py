@@ -151,6 +151,15 @@ def _read_data(ctx: _Context) -> None:
 
 
 # --- 1. Why fine-tune? ----------------------------------------------------------------------------------------
+def style_sentence(data_format: str | None) -> str:
+    """Style and tone are what preference pairs teach best (OpenAI and Foundry recommend DPO after SFT)."""
+    if data_format == "preference":
+        return ("Style and tone: the training file holds preference pairs, which answer it directly: train them "
+                "with DPO (tunesmith train --method dpo), ideally from an SFT run (--model runs/<sft-run>).")
+    return ("Style and tone are answered best by preference data: pairs of a preferred and a non-preferred answer "
+            "to the same prompt, trained with DPO (tunesmith train --method dpo) after SFT.")
+
+
 def why_fine_tune(ctx: _Context) -> Finding:
     uc, f = ctx.use_case, Finding("Why fine-tune?", READY)
     cases = "; ".join(f"{case} ({', '.join(words)})" for case, words in uc.suits.items())
@@ -183,6 +192,8 @@ def why_fine_tune(ctx: _Context) -> Finding:
         f.next_steps.append(_cost_command(ctx))
     else:
         f.reasons.append(f"The use case is one fine-tuning suits: {cases}.")
+        if "style or tone" in uc.suits:
+            f.reasons.append(style_sentence(ctx.report.format if ctx.report else None))
         if uc.cost:
             f.reasons.extend(_cost_sentences(ctx.cost))
     return f

@@ -59,7 +59,9 @@ def train(
                 raise typer.Exit(2)
             cfg = build_config(given, source="command line")
         if dry_run and where_to_train(cfg, provider=provider) != "provider":
-            _print_plan(sft.plan(cfg))
+            if cfg.method == "dpo":
+                from tunesmith.training import dpo
+            _print_plan((dpo.plan if cfg.method == "dpo" else sft.plan)(cfg))
             return
         _start(start, cfg, launch_options, provider)
     except (TrainConfigError, ValueError, FileNotFoundError, FileExistsError, ProviderError) as e:

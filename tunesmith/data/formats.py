@@ -21,10 +21,11 @@ from tunesmith.data.csv_rows import iter_csv_rows
 from tunesmith.data.schema import Issue, RecordError, chat_example_issues, not_an_object_message, present_fields
 from tunesmith.data.sniff import json_layout, whole_file_problem
 
-FORMATS = ("chat", "prompt-completion", "alpaca", "sharegpt", "csv")
+FORMATS = ("chat", "prompt-completion", "alpaca", "sharegpt", "csv", "preference")
 WRITABLE_FORMATS = ("chat", "prompt-completion", "alpaca", "sharegpt")
 _FORMAT_ALIASES = {"openai": "chat", "jsonl": "chat", "messages": "chat", "completion": "prompt-completion",
-                   "prompt_completion": "prompt-completion", "legacy": "prompt-completion", "tsv": "csv"}
+                   "prompt_completion": "prompt-completion", "legacy": "prompt-completion", "tsv": "csv",
+                   "dpo": "preference"}
 CSV_TARGETS = ("system", "prompt", "completion")
 # Column names a CSV gets mapped by when no --columns is given.
 _CSV_DEFAULTS = {
@@ -34,6 +35,7 @@ _CSV_DEFAULTS = {
 }
 _SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "model": "assistant",
                    "system": "system", "function_call": "assistant", "observation": "tool", "tool": "tool"}
+PREFERENCE_FORMAT = "preference"  # pairs for DPO; read by tunesmith.data.preference
 _DETECT_LINES = 50  # how far detection looks for a first readable record
 
 
@@ -87,7 +89,15 @@ def detect_format(path: Path | str) -> str:
     return "chat"  # nothing readable: the chat checks will say what is wrong
 
 
+def is_preference_record(record: Any) -> bool:
+    """OpenAI's preferred_output / non_preferred_output, or TRL's chosen / rejected."""
+    return isinstance(record, dict) and ("preferred_output" in record or "non_preferred_output" in record
+                                         or ("chosen" in record and "rejected" in record))
+
+
 def format_of_record(record: dict[str, Any]) -> str:
+    if is_preference_record(record):  # before prompt-completion: TRL's pairs have a `prompt` too
+        return PREFERENCE_FORMAT
     if "messages" in record:
         return "chat"
     if "conversations" in record:
@@ -256,7 +266,7 @@ def _skip_blank(text: str, pos: int) -> int:
 def to_chat_example(record: Any, fmt: str, column_map: dict[str, str] | None = None) -> Any:
     """The OpenAI chat example a record of `fmt` stands for. Raises RecordError for format-level problems;
     the chat schema (`chat_example_issues`) checks the rest."""
-    if fmt == "chat":
+    if fmt in ("chat", PREFERENCE_FORMAT):  # a preference record is checked by data.preference
         return record
     if not isinstance(record, dict):
         raise RecordError("data_type", not_an_object_message(record))
@@ -458,6 +468,9 @@ def iter_numbered_conversations(path: Path | str, fmt: str = "auto",
     require_readable_file(path)
     fmt = normalize_format(fmt)
     fmt = detect_format(path) if fmt == "auto" else fmt
+    if fmt == PREFERENCE_FORMAT:
+        raise DataError(path, None, "holds preference pairs (preferred / non-preferred outputs): train them with "
+                        "--method dpo", code="wrong_data_kind")
     for line, example in iter_examples(path, fmt, column_map):
         if isinstance(example, Issue):
             if example.severity == "error":

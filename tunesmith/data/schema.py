@@ -41,6 +41,15 @@ CODES: dict[str, tuple[str, str]] = {
                                   "arguments: JSON text}}"),
     "invalid_tools": (ERROR, "`tools` is not a list of {type: function, function: {name, ...}}"),
     "tool_message_without_call": (ERROR, "a tool message whose tool_call_id matches no earlier tool call"),
+    # Ours: preference pairs (DPO; tunesmith.data.preference).
+    "missing_preference_input": (ERROR, "a preference pair without its prompt (`input.messages`, or `prompt`)"),
+    "missing_preferred_output": (ERROR, "a preference pair without `preferred_output` (or `chosen`)"),
+    "missing_non_preferred_output": (ERROR, "a preference pair without `non_preferred_output` (or `rejected`)"),
+    "missing_chosen": (ERROR, "a preference pair without `chosen`"),
+    "missing_rejected": (ERROR, "a preference pair without `rejected`"),
+    "invalid_preference_output": (ERROR, "a preferred or non-preferred output holds a message that is not the "
+                                         "assistant's"),
+    "wrong_data_kind": (ERROR, "preference pairs given to supervised training, or chat examples to DPO"),
     # Ours: across the dataset.
     "too_few_examples": (ERROR, "fewer than 10 examples (OpenAI's minimum)"),
     "too_many_tokens": (ERROR, "an example longer than the model's context limit"),
@@ -62,6 +71,7 @@ CODES: dict[str, tuple[str, str]] = {
     "near_duplicate": (WARNING, "an example nearly identical to an earlier one"),
     "conflicting_answers": (WARNING, "the same prompt as an earlier example with a different answer"),
     "few_examples": (WARNING, "fewer than 50 examples: OpenAI sees clear gains from 50-100"),
+    "identical_preference_outputs": (WARNING, "the preferred and non-preferred outputs are the same"),
     "tokens_not_counted": (WARNING, "no local tokenizer for the model: token limits were not checked"),
 }
 

@@ -20,11 +20,13 @@ from tunesmith.conversation import Conversation
 from tunesmith.data.fingerprint import N_PERMUTATIONS, fingerprint, near_duplicate_pairs
 from tunesmith.data.formats import (
     conversation_from_chat,
+    PREFERENCE_FORMAT,
     detect_format,
     iter_examples,
     normalize_format,
     require_readable_file,
 )
+from tunesmith.data.preference import preference_issues
 from tunesmith.data.schema import CODES, ERROR, Issue, chat_example_issues
 from tunesmith.data.stats import StatsAccumulator, count_example_tokens
 
@@ -119,10 +121,11 @@ class _Scan:
 def validate_file(path: Path | str, *, model: str | None = None, validation: Path | str | None = None,
                   tokenizer: Any = None, context_length: int | None = None, fmt: str = "auto",
                   column_map: dict[str, str] | None = None,
-                  max_issues_per_code: int = MAX_ISSUES_PER_CODE) -> ValidationReport:
+                  max_issues_per_code: int = MAX_ISSUES_PER_CODE, method: str | None = None) -> ValidationReport:
     """Check a training file (and optionally its validation file) the way a fine-tuning job would, and more.
 
-    Token limits are checked only when a `model` (catalog id, hub id, path) or a `tokenizer` is given:
+    `method` ("dpo", or any other for supervised training) also checks the file holds the data it needs:
+    preference pairs for DPO, chat examples otherwise. Token limits are checked only when a `model` (catalog id, hub id, path) or a `tokenizer` is given:
     examples are rendered with the model's chat template and counted with its tokenizer."""
     path = Path(path)
     require_readable_file(path)
@@ -133,6 +136,7 @@ def validate_file(path: Path | str, *, model: str | None = None, validation: Pat
     fmt = normalize_format(fmt)
     scan = _scan_file(path, fmt, column_map, tokenizer, context_length, log, label=None)
     _check_dataset(scan, log, label=None)
+    _check_data_kind(path, scan.fmt, method, log)
     if scan.n_examples == 0 and scan.n_records == 0:
         log.add(Issue(None, "empty_file", f"{path} holds no examples"))
     elif scan.n_examples < MIN_EXAMPLES:
@@ -155,6 +159,17 @@ def validate_file(path: Path | str, *, model: str | None = None, validation: Pat
         errors=[i for i in issues if i.severity == ERROR], warnings=[i for i in issues if i.severity != ERROR],
         stats=stats, counts=dict(sorted(log.counts.items())),
     )
+
+
+def _check_data_kind(path: Path, fmt: str, method: str | None, log: _IssueLog) -> None:
+    if method is None or (method == "dpo") == (fmt == PREFERENCE_FORMAT):
+        return
+    if method == "dpo":
+        log.add(Issue(None, "wrong_data_kind", f"{path} holds {fmt} examples; DPO trains on preference pairs "
+                      "(input, preferred_output, non_preferred_output per line)"))
+    else:
+        log.add(Issue(None, "wrong_data_kind", f"{path} holds preference pairs; train them with DPO "
+                      "(--method dpo, or method.type 'dpo')"))
 
 
 def _resolve_tokenizer(model: str | None, tokenizer: Any, context_length: int | None,
@@ -187,17 +202,31 @@ def _scan_file(path: Path, fmt: str, column_map: dict[str, str] | None, tokenize
             scan.n_records += CODES[example.code][0] == ERROR
             continue
         scan.n_records += 1
-        conversation = _checked_conversation(example, line, log, label)
+        if fmt == PREFERENCE_FORMAT:  # both outputs are checked and counted; the preferred one is remembered
+            conversation, other = _checked_pair(example, line, log, label)
+        else:
+            conversation, other = _checked_conversation(example, line, log, label), None
         if conversation is None:
             continue
         counts = _token_counts(conversation, line, tokenizer, context_length, log, label)
-        if counts is None:
+        if counts is None or (other is not None and
+                              _token_counts(other, line, tokenizer, context_length, log, label) is None):
             continue
         for issue in content_issues(conversation, line):
             issue.file = label
             log.add(issue)
         _remember(scan, conversation, line, counts)
     return scan
+
+
+def _checked_pair(record: Any, line: int, log: _IssueLog,
+                  label: str | None) -> tuple[Conversation | None, Conversation | None]:
+    """(prompt + preferred, prompt + non-preferred) of a valid preference record; (None, None) after logging."""
+    issues, pair = preference_issues(record, line)
+    for issue in issues:
+        issue.file = label
+        log.add(issue)
+    return (pair.chosen, pair.rejected) if pair is not None else (None, None)
 
 
 def _checked_conversation(example: Any, line: int, log: _IssueLog, label: str | None) -> Conversation | None:

@@ -19,6 +19,8 @@ from tunesmith.jobs.files import describe_errors, file_path
 from tunesmith.jobs.store import TERMINAL, JobRecord, JobStore, new_id, now
 
 HYPERPARAMETERS = ("n_epochs", "batch_size", "learning_rate_multiplier")
+# A DPO job's record keeps `method: "dpo"` and `beta` beside them (TrainConfig's names: the worker passes them on).
+DPO_HYPERPARAMETERS = ("beta",)
 _SUFFIX = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -87,6 +89,8 @@ def create_job(store: JobStore, request: JobRequest) -> JobRecord:
         raise JobError("suffix must be 1-64 characters of letters, digits, '.', '_' or '-'", param="suffix",
                        code="invalid_value")
     hp = {k: request.hyperparameters.get(k, "auto") for k in HYPERPARAMETERS}
+    if request.hyperparameters.get("method") == "dpo":
+        hp.update(method="dpo", **{k: request.hyperparameters.get(k, "auto") for k in DPO_HYPERPARAMETERS})
     job = JobRecord(
         id=new_id("ftjob-"), model=request.model, training_file=request.training_file,
         validation_file=request.validation_file or None, hyperparameters=hp, suffix=request.suffix,
@@ -113,7 +117,8 @@ def validate_job_files(store: JobStore, data_dir: Path, job_id: str) -> JobRecor
         train_path = _existing_file_path(store, data_dir, job.training_file, "training_file")
         valid_path = (_existing_file_path(store, data_dir, job.validation_file, "validation_file")
                       if job.validation_file else None)
-        report = validate_file(train_path, model=root_base_model(store, job.model), validation=valid_path)
+        report = validate_file(train_path, model=root_base_model(store, job.model), validation=valid_path,
+                               method=job.hyperparameters.get("method") or "supervised")
         if not report.ok:
             error = _file_error(report.to_dict()["errors"], report.n_examples, job,
                                 {str(train_path): job.training_file, str(valid_path): job.validation_file})

@@ -8,7 +8,7 @@ from typing import Any, Literal, Union
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from tunesmith.hparams import LIMITS, limit_error
+from tunesmith.hparams import BETA_RANGE, LIMITS, limit_error
 from tunesmith.jobs.lifecycle import (JobError, JobRequest, cancel_job, create_job, pause_job, resume_job,
                                       validate_job_files)
 from tunesmith.artifacts.run_dir import run_dir_for
@@ -48,15 +48,32 @@ class Hyperparameters(BaseModel):
         return self.model_dump(exclude_unset=True)
 
 
+class DpoHyperparameters(Hyperparameters):
+    beta: Union[Auto, float] = Field("auto", description="'auto' or a number > {:g} and <= {:g}".format(*BETA_RANGE))
+
+    def checked(self, param: str) -> dict[str, Any]:
+        problem = limit_error("beta", self.beta)
+        if problem:
+            raise OpenAIError(400, f"{param}.beta {problem}; got {self.beta}", param=f"{param}.beta",
+                              code="invalid_value")
+        return super().checked(param)
+
+
 class SupervisedMethod(BaseModel):
     model_config = STRICT
     hyperparameters: Hyperparameters | None = None
+
+
+class DpoMethod(BaseModel):
+    model_config = STRICT
+    hyperparameters: DpoHyperparameters | None = None
 
 
 class Method(BaseModel):
     model_config = STRICT
     type: Literal["supervised", "dpo", "reinforcement"] = "supervised"
     supervised: SupervisedMethod | None = None
+    dpo: DpoMethod | None = None
 
 
 class CreateJob(BaseModel):
@@ -71,13 +88,16 @@ class CreateJob(BaseModel):
     metadata: dict[str, str] | None = None
 
     def to_request(self) -> JobRequest:
-        if self.method is not None and self.method.type != "supervised":
-            raise OpenAIError(400, f"method.type '{self.method.type}' is not supported here; use 'supervised'",
-                              param="method.type", code="unsupported_method")
+        if self.method is not None and self.method.type not in ("supervised", "dpo"):
+            raise OpenAIError(400, f"method.type '{self.method.type}' is not supported here; use 'supervised' or "
+                              "'dpo'", param="method.type", code="unsupported_method")
         hp: dict[str, Any] = self.hyperparameters.checked("hyperparameters") if self.hyperparameters else {}
-        supervised = self.method.supervised if self.method is not None else None
-        if supervised is not None and supervised.hyperparameters is not None:
-            hp.update(supervised.hyperparameters.checked("method.supervised.hyperparameters"))
+        kind = self.method.type if self.method is not None else "supervised"
+        chosen = getattr(self.method, kind, None) if self.method is not None else None
+        if chosen is not None and chosen.hyperparameters is not None:
+            hp.update(chosen.hyperparameters.checked(f"method.{kind}.hyperparameters"))
+        if kind == "dpo":
+            hp["method"] = "dpo"
         if self.suffix is not None and not _SUFFIX.fullmatch(self.suffix):
             raise OpenAIError(400, "suffix must be 1-64 characters of letters, digits, '.', '_' or '-'",
                               param="suffix", code="invalid_value")

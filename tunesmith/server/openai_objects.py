@@ -37,7 +37,7 @@ def job_object(job: JobRecord, data_dir: Path) -> dict[str, Any]:
         "model": job.model, "fine_tuned_model": job.fine_tuned_model, "organization_id": ORGANIZATION,
         "status": job.status, "training_file": job.training_file, "validation_file": job.validation_file,
         "result_files": list(job.result_files or []), "trained_tokens": trained_tokens,
-        "hyperparameters": hp, "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+        "hyperparameters": hp, "method": method_object(job.hyperparameters, hp, read_config(run_dir)),
         "error": _shown_error(job.error, data_dir), "seed": job.seed, "estimated_finish": estimated_finish(job, run_dir),
         "integrations": [], "metadata": job.job_metadata, "user_provided_suffix": job.suffix,
     }
@@ -48,6 +48,14 @@ def _shown_error(error: dict[str, Any] | None, data_dir: Path) -> dict[str, Any]
     if not error or not isinstance(error.get("message"), str):
         return error
     return {**error, "message": hide_server_paths(error["message"], data_dir)}
+
+
+def method_object(requested: dict[str, Any], hp: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI's `method`: {"type": "supervised" | "dpo", <type>: {"hyperparameters": ...}}."""
+    if requested.get("method") != "dpo":
+        return {"type": "supervised", "supervised": {"hyperparameters": hp}}
+    beta = config.get("beta") if config.get("beta") not in (None, "auto") else requested.get("beta", "auto")
+    return {"type": "dpo", "dpo": {"hyperparameters": {**hp, "beta": beta}}}
 
 
 def resolved_hyperparameters(requested: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:

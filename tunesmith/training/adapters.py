@@ -59,7 +59,7 @@ def make_trainable(model: Any, config: TrainConfig, base_ref: str) -> Any:
     """Attach (or keep training) a LoRA adapter, or unfreeze everything for full fine-tuning."""
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    if config.method == "full":
+    if config.weights == "full":
         if isinstance(model, PeftModel):  # continuing from an adapter: bake it in, then train every weight
             model = model.merge_and_unload()
         for p in model.parameters():

@@ -178,7 +178,7 @@ def save_final(run: RunFiles, model: Any, tokenizer: Any, config: TrainConfig, b
                world: World = World()) -> Path:
     """adapter/ (PEFT, as peft and vLLM load it) or model/ (full), with the tokenizer and its exact template.
     Collective under FSDP; only rank 0 writes."""
-    final = run.root / ("model" if config.method == "full" else "adapter")
+    final = run.root / ("model" if config.weights == "full" else "adapter")
     weights = _full_state_dict(model, world)
     if not world.is_main:
         barrier(world)

@@ -66,7 +66,7 @@ def validate_inputs(config: TrainConfig, tokenizer: Any, context_length: int) ->
             raise DataValidationError(f"{path}: file not found")
     report = validate_file(
         config.training_file, model=config.model, validation=config.validation_file, tokenizer=tokenizer,
-        context_length=context_length,
+        context_length=context_length, method=config.method,
     )
     if report.ok:
         return

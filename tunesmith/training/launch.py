@@ -74,6 +74,8 @@ def launch_training(options: LaunchOptions, config: Any = None, *, resume_dir: P
         if options.node_rank == 0 and (run.root / "state.json").is_file():
             raise FileExistsError(f"{run.root} already holds a run; continue it with `tunesmith train --resume "
                                   f"{run.root} --nproc-per-node {options.nproc_per_node}`")
+    if config.method == "dpo":
+        raise ValueError("--method dpo trains in one process; run it without --nproc-per-node / --nnodes")
     if config.method == "qlora" and world_size > 1:
         raise ValueError("--method qlora trains on one GPU only; on several use --method lora (DDP) or full (FSDP)")
     prepared = sft.plan(config).data  # validated and tokenised once, here, before any rank starts
@@ -82,7 +84,7 @@ def launch_training(options: LaunchOptions, config: Any = None, *, resume_dir: P
     status = state.get("status", "failed")
     if code != 0 and status == "running":
         status = "failed"
-    output_dir = run.root / ("model" if config.method == "full" else "adapter")
+    output_dir = run.root / ("model" if config.weights == "full" else "adapter")
     losses = [float(r["train_loss"]) for r in results_rows(run.root) if r.get("train_loss")]
     return RunResult(run.root, status, state.get("step", 0), state.get("total_steps") or 0, state.get("epoch", 0),
                          state.get("trained_tokens", 0), losses[-1] if losses else None,
@@ -166,9 +168,12 @@ def start(target: TrainConfig | Path | str, *, launch: LaunchOptions | None = No
         if isinstance(target, TrainConfig):
             return launch_training(launch, target)
         return launch_training(launch, resume_dir=target)
+    recipe = sft
+    if (target if isinstance(target, TrainConfig) else saved_config(target)).method == "dpo":
+        from tunesmith.training import dpo as recipe
     if isinstance(target, TrainConfig):
-        return sft.train(target, should_stop=should_stop, on_event=on_event)
-    return sft.resume(target, should_stop=should_stop, on_event=on_event)
+        return recipe.train(target, should_stop=should_stop, on_event=on_event)
+    return recipe.resume(target, should_stop=should_stop, on_event=on_event)
 
 
 if __name__ == "__main__":

@@ -69,7 +69,7 @@ class Hyperparameters:
         batch_size = min(batch_size, n_examples)
         multiplier = (default_learning_rate_multiplier(batch_size) if config.learning_rate_multiplier == "auto"
                       else float(config.learning_rate_multiplier))
-        return cls(n_epochs, batch_size, multiplier, learning_rate(config.method, multiplier))
+        return cls(n_epochs, batch_size, multiplier, learning_rate(config.weights, multiplier))
 
 
 # --- entry points --------------------------------------------------------------------------------------------

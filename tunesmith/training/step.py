@@ -27,7 +27,7 @@ def training_dtype(config: TrainConfig, device: torch.device) -> torch.dtype:
         return torch.bfloat16 if config.dtype == "bfloat16" else torch.float32
     if device.type == "cuda":
         return torch.bfloat16
-    if config.method != "full" and cpu_has_native_bf16():
+    if config.weights != "full" and cpu_has_native_bf16():
         return torch.bfloat16
     return torch.float32
 

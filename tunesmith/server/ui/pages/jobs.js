@@ -82,14 +82,24 @@ export async function list(main, params) {
   return () => clearTimeout(timer);
 }
 
-/** Training and validation series of one metric from results.csv rows. */
-function curves(rows, metric) {
+/** Training and validation series of one metric from results.csv rows (DPO's rewards/* have no train_ prefix). */
+function curves(rows, metric, trainPrefix = "train_") {
   const series = (col) => rows.map((r) => [r.step, r[col] ?? null]);
   return [
-    { name: "training", points: series(`train_${metric}`) },
+    { name: "training", points: series(`${trainPrefix}${metric}`) },
     { name: "validation (batch)", points: series(`valid_${metric}`), dashed: true },
     { name: "validation (full)", points: series(`full_valid_${metric}`) },
   ].filter((s) => s.name === "training" || s.points.some(([, y]) => y !== null));
+}
+
+/** A DPO run's rewards (beta x log-ratio to the reference, TRL's names) and how often the preferred one wins. */
+function dpoCharts(rows) {
+  const series = (col) => rows.map((r) => [r.step, r[col] ?? null]);
+  return [
+    lineChart([{ name: "chosen", points: series("rewards/chosen") }, { name: "rejected", points: series("rewards/rejected") },
+      { name: "margin", points: series("rewards/margins"), dashed: true }], { title: "Rewards", yLabel: "reward" }),
+    lineChart(curves(rows, "rewards/accuracies", ""), { title: "Reward accuracy (preferred > non-preferred)", yLabel: "accuracy" }),
+  ];
 }
 
 function controls(job, onChange) {
@@ -127,13 +137,13 @@ export async function detail(main, { id }) {
 
   let timer = null, stopped = false, settled = false, lossyEpoch = null;
   const showJob = (job) => {
-    const hp = job.method?.supervised?.hyperparameters ?? job.hyperparameters ?? {};
+    const hp = job.method?.dpo?.hyperparameters ?? job.method?.supervised?.hyperparameters ?? job.hyperparameters ?? {};
     head.replaceChildren(h("div", {}, h("h1", {}, job.id, " ", badge(job.status)), controls(job, (j) => { settled = false; showJob(j); poll(); }),
       job.error?.message ? message(`${job.error.code ?? "error"}: ${job.error.message}`, "error") : null,
       kv([["base model", job.model], ["fine-tuned model", job.fine_tuned_model ?? "—"],
         ["training file", h("a", { href: `#/data/${job.training_file}` }, job.training_file)],
         ["validation file", job.validation_file ? h("a", { href: `#/data/${job.validation_file}` }, job.validation_file) : "—"],
-        ["hyperparameters", `epochs ${hp.n_epochs ?? "auto"}, batch size ${hp.batch_size ?? "auto"}, LR multiplier ${hp.learning_rate_multiplier ?? "auto"}`],
+        ["hyperparameters", `epochs ${hp.n_epochs ?? "auto"}, batch size ${hp.batch_size ?? "auto"}, LR multiplier ${hp.learning_rate_multiplier ?? "auto"}${job.method?.type === "dpo" ? `, DPO beta ${hp.beta ?? "auto"}` : ""}`],
         ["trained tokens", num(job.trained_tokens)], ["created", when(job.created_at)], ["finished", when(job.finished_at)],
         ["result files", (job.result_files ?? []).join(", ") || "—"]])));
   };
@@ -147,7 +157,8 @@ export async function detail(main, { id }) {
     const progress = metrics.state?.total_steps ? ` — step ${metrics.state.step ?? rows.at(-1)?.step ?? 0} of ${metrics.state.total_steps}` : "";
     charts.replaceChildren(
       lineChart(curves(rows, "loss"), { title: `Loss${progress}`, yLabel: "loss" }),
-      lineChart(curves(rows, "mean_token_accuracy"), { title: "Mean token accuracy", yLabel: "accuracy" }));
+      ...(rows.some((r) => r["rewards/margins"] != null) ? dpoCharts(rows)
+        : [lineChart(curves(rows, "mean_token_accuracy"), { title: "Mean token accuracy", yLabel: "accuracy" })]));
     events.replaceChildren(ev.data.length ? h("ol", { class: "events" }, ev.data.map((e) =>
       h("li", { class: e.level }, h("time", { class: "muted" }, new Date(e.created_at * 1000).toLocaleTimeString()), " ", e.message)))
       : message("No events yet."));

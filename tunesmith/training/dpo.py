@@ -39,7 +39,7 @@ from tunesmith.training.collate import MicroBatch, collate_step
 from tunesmith.training.dataset import DataValidationError, file_sha256, validate_inputs
 from tunesmith.training.distributed import world_from_env
 from tunesmith.training.render import RenderError, TokenizedExample, render_example
-from tunesmith.training.sft import Hyperparameters, _lr_factor, epoch_order, load_base
+from tunesmith.training.sft import Hyperparameters, _lr_factor, epoch_order, event_sink, guarded, load_base
 from tunesmith.training.step import mixed_precision, training_dtype
 
 Pair = tuple[TokenizedExample, TokenizedExample]  # (prompt + preferred, prompt + non-preferred)
@@ -183,18 +183,8 @@ def resume(run_dir: Path | str, *, should_stop: StopSignal | None = None,
 
 def _run(run: RunFiles, config: TrainConfig, should_stop: StopSignal | None, on_event: EventSink | None,
          resuming: bool) -> RunResult:
-    def emit(message: str, **kw: Any) -> None:
-        event = run.append_event(message, **kw)
-        if on_event is not None:
-            on_event(event)
-
-    try:
-        return _train_loop(run, config, emit, should_stop, resuming)
-    except Exception as e:
-        message = f"{type(e).__name__}: {e}"
-        run.write_state("failed", error=message)
-        emit(f"Fine-tuning job failed: {message}", level="error")
-        raise
+    emit = event_sink(run, on_event)
+    return guarded(run, emit, lambda: _train_loop(run, config, emit, should_stop, resuming))
 
 
 @dataclass

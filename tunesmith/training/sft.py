@@ -131,15 +131,28 @@ def _run(run: RunFiles, config: TrainConfig, *, should_stop: StopSignal | None, 
     if not world.is_main:  # only rank 0 writes the run directory; the others read checkpoints from it
         run = FollowerRunFiles(run.root)
 
+    emit = event_sink(run, on_event)
+    stop_flag = _InterruptFlag()
+
+    def loop() -> RunResult:
+        with stop_flag:
+            return _train_loop(run, config, emit, should_stop, stop_flag, resuming, world, prepared)
+    return guarded(run, emit, loop)
+
+
+def event_sink(run: RunFiles, on_event: EventSink | None) -> Callable[..., None]:
+    """Append an event to the run's log and hand it to the caller's sink (a job's store, a progress line)."""
     def emit(message: str, **kw: Any) -> None:
         event = run.append_event(message, **kw)
         if on_event is not None:
             on_event(event)
+    return emit
 
-    stop_flag = _InterruptFlag()
+
+def guarded(run: RunFiles, emit: Callable[..., None], loop: Callable[[], RunResult]) -> RunResult:
+    """Run a recipe's loop; an interrupt or a failure is written to the run's state and events first."""
     try:
-        with stop_flag:
-            return _train_loop(run, config, emit, should_stop, stop_flag, resuming, world, prepared)
+        return loop()
     except KeyboardInterrupt:  # a second Ctrl-C: stop now; the last checkpoint still resumes
         run.write_state("cancelled", error=None)
         emit("Fine-tuning job interrupted; resume continues from the last checkpoint", level="warn")

@@ -48,3 +48,14 @@ def test_an_unknown_or_traversing_id_is_a_404_and_a_broken_curve_a_400(tmp_path)
     assert response.status_code == 400
     assert "curve.json: line 1: invalid JSON" in response.json()["detail"]["error"]["message"]
     assert client.get("/ui-api/curves").json()["data"][0]["error"].endswith("invalid JSON (Expecting value)")
+
+
+def test_no_absolute_server_path_reaches_the_client(tmp_path):
+    folder = CurveDir(tmp_path / "curves" / "querylang")
+    elsewhere = tmp_path.parent / "datasets" / "train.jsonl"
+    folder.write_curve({**CURVE, "train": str(elsewhere),
+                        "points": [{**CURVE["points"][0], "run": str(tmp_path / "runs" / "run-1")}]})
+    client = _client(tmp_path)
+    listed, one = client.get("/ui-api/curves").text, client.get("/ui-api/curves/querylang").json()
+    assert str(tmp_path) not in listed and str(tmp_path) not in str(one)
+    assert one["points"][0]["run"] == "<data dir>/runs/run-1" and one["train"].endswith("train.jsonl")

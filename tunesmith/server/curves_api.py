@@ -15,6 +15,7 @@ from fastapi import APIRouter, HTTPException, Request
 
 from tunesmith.artifacts.curve_dir import CurveDirError, find_curve_dirs, read_curve
 from tunesmith.server.settings import server_state
+from tunesmith.server.ui_api import client_view
 
 router = APIRouter(prefix="/ui-api", tags=["studio"])
 
@@ -40,7 +41,7 @@ def list_curves(request: Request) -> dict[str, Any]:
         out.append({"id": curve_id, "model": curve.get("model"), "metric": curve.get("metric"),
                     "n_test_items": curve.get("n_test_items"), "n_points": len(curve["points"]),
                     "verdict": curve["verdict"]})
-    return {"object": "list", "data": out, "roots": [str(r) for r in _roots(request)]}
+    return client_view({"object": "list", "data": out, "roots": [str(r) for r in _roots(request)]}, request)
 
 
 @router.get("/curves/{curve_id}")
@@ -53,8 +54,8 @@ def get_curve(curve_id: str, request: Request) -> dict[str, Any]:
     try:
         curve = read_curve(path)
     except CurveDirError as e:
-        raise HTTPException(400, {"error": {"message": str(e), "type": "invalid_request_error",
+        raise HTTPException(400, {"error": {"message": client_view(str(e), request), "type": "invalid_request_error",
                                             "param": "curve_id", "code": None}}) from e
     plot = path / str(curve.get("plot") or "curve.png")
     png = base64.b64encode(plot.read_bytes()).decode() if plot.is_file() and plot.parent == path else None
-    return {"id": curve_id, **curve, "plot_png_base64": png}
+    return {**client_view({"id": curve_id, **curve}, request), "plot_png_base64": png}

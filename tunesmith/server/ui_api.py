@@ -51,7 +51,7 @@ def _data_dir(request: Request) -> Path:
     return server_state(request).data_dir
 
 
-def _shown(value: Any, request: Request, names: dict[str, str] | None = None) -> Any:
+def client_view(value: Any, request: Request, names: dict[str, str] | None = None) -> Any:
     """`value` (JSON-ready) with every path in its strings as a client may see it: `names` (server path -> the
     client's name for it) first, then relative to the data dir, or cut to its last part; never the server's
     absolute path. Only for what tunesmith wrote, not for the user's own texts (prompts, outputs)."""
@@ -60,9 +60,9 @@ def _shown(value: Any, request: Request, names: dict[str, str] | None = None) ->
             value = value.replace(path, name)
         return hide_server_paths(value, _data_dir(request))
     if isinstance(value, list):
-        return [_shown(v, request, names) for v in value]
+        return [client_view(v, request, names) for v in value]
     if isinstance(value, dict):
-        return {k: _shown(v, request, names) for k, v in value.items()}
+        return {k: client_view(v, request, names) for k, v in value.items()}
     return value
 
 
@@ -119,8 +119,8 @@ def file_report(file_id: str, request: Request, model: str | None = None) -> dic
         "status": record.status,
         "ok": bool(report.get("ok")),
         "n_examples": report.get("n_examples", 0),
-        "errors": _shown(report.get("errors", []), request, names),
-        "warnings": _shown(report.get("warnings", []), request, names),
+        "errors": client_view(report.get("errors", []), request, names),
+        "warnings": client_view(report.get("warnings", []), request, names),
         "stats": stats,
         "tokenizer": model,
         "token_histogram": token_histogram(stats),
@@ -140,7 +140,7 @@ def job_metrics(job_id: str, request: Request) -> dict[str, Any]:
     run_dir = runs.run_dir_for(_data_dir(request), job_id)
     results = runs.read_results(run_dir)
     rows = [{"step": step, **{k: _finite_or_none(v) for k, v in cols.items()}} for step, cols in sorted(results.items())]
-    return {"job_id": job_id, "rows": rows, "state": _shown(runs.read_state(run_dir), request)}
+    return {"job_id": job_id, "rows": rows, "state": client_view(runs.read_state(run_dir), request)}
 
 
 @router.get("/jobs/{job_id}/example-losses")
@@ -186,7 +186,7 @@ def list_evals(request: Request) -> dict[str, Any]:
     roots = _eval_roots(request)
     evals = [{"id": eval_id, **_read_summary(path)} for eval_id, path in find_eval_dirs(roots).items()]
     evals.sort(key=lambda e: e.get("created_at") or "", reverse=True)
-    return {"object": "list", "data": _shown(evals, request), "roots": _shown([str(r) for r in roots], request)}
+    return {"object": "list", "data": client_view(evals, request), "roots": client_view([str(r) for r in roots], request)}
 
 
 @router.get("/compare")
@@ -217,20 +217,20 @@ def compare_evals(request: Request, ids: str = Query(..., description="eval ids,
         shown.update(k for row in graders for k in row["fixed"] + row["broken"])
         p = treatment.pairing
         comparisons.append({"baseline": wanted[0], "candidate": cand_id, "graders": graders, "pair_by": p.pair_by,
-                            "paired": len(p.keys), "pairing": _shown(p.describe(), request),
-                            "problem": _shown(p.problem, request),
+                            "paired": len(p.keys), "pairing": client_view(p.describe(), request),
+                            "problem": client_view(p.problem, request),
                             "only_in_baseline": len(p.only_in_baseline), "only_in_candidate": len(p.only_in_treatment),
                             "unpaired_baseline": p.only_in_baseline[:MAX_SHOWN_ITEMS],
                             "unpaired_candidate": p.only_in_treatment[:MAX_SHOWN_ITEMS],
                             "baseline_prompt_tokens": treatment.baseline_prompt_tokens,
                             "candidate_prompt_tokens": treatment.treatment_prompt_tokens,
                             "prompt_token_saving": treatment.prompt_token_saving})
-    evals = _shown([{"id": i, **run.summary} for i, run in runs_by_id.items()], request)
+    evals = client_view([{"id": i, **run.summary} for i, run in runs_by_id.items()], request)
     return {
         "evals": evals,
         "graders": list(dict.fromkeys(g for e in evals for g in (e.get("graders") or {}))),
         "comparisons": comparisons,
-        "warnings": _shown(result.problems + result.warnings, request),  # the page shows both; a run that does not pair comes first
+        "warnings": client_view(result.problems + result.warnings, request),  # the page shows both; a run that does not pair comes first
         "items": {key: _item_outputs(key, runs_by_id, pair_by) for key in sorted(shown)},
     }
 
@@ -311,7 +311,7 @@ def cost(
                                  gpu_hour_price=gpu_hour_price, usage=usage)
     except ValueError as e:
         raise _bad_request(str(e), "file_id") from e
-    return _shown(_plain(estimate), request)
+    return client_view(_plain(estimate), request)
 
 
 @router.get("/assess")
@@ -344,4 +344,4 @@ def assess(
             baselines=[known[i] for i in wanted], model=model, metric=metric, target=target)
     except (EvalDirError, DataError, KeyError, ValueError) as e:
         raise _bad_request(str(e)) from e
-    return _shown(_plain(result), request)
+    return client_view(_plain(result), request)

@@ -37,6 +37,7 @@ def test_compare_page_says_first_why_two_evals_do_not_pair(page, studio):
         section.wait_for()
         alert = section.locator(".msg.error").first.inner_text()
         assert alert.startswith("Does not pair:") and "different test files" in alert, alert
+        assert page.get_by_text("different test files").count() == 1  # said once, not again among the warnings
         assert "Paired 0 items by question: 12 only in the baseline, 12 only in the candidate." in \
             section.locator("p.pairing").first.inner_text()
     finally:

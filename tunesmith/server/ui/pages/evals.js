@@ -69,7 +69,9 @@ export async function compare(main, { ids }) {
   const byId = Object.fromEntries(c.evals.map((e) => [e.id, e]));
   main.append(h("p", {}, h("a", { href: "#/evals" }, "← All evaluations")), h("h1", {}, "Comparison"),
     // a worse fine-tuned model is the alarm; a weaker prompt strategy is context
-    ...c.warnings.map((w) => message(w, w.startsWith("FINE-TUNED") ? "error" : "")),
+    // a run that does not pair says so in its own comparison below, once
+    ...c.warnings.filter((w) => !c.comparisons.some((cmp) => cmp.problem && w.includes(cmp.problem)))
+      .map((w) => message(w, w.startsWith("FINE-TUNED") ? "error" : "")),
     h("p", { class: "lead" }, `Baseline ${c.evals[0].id} (${label(c.evals[0])}) against ${c.evals.slice(1).map((e) => `${e.id} (${label(e)})`).join(", ")}.`));
   main.append(h("section", { class: "card", id: "score-bars" }, ciBars(c.graders.map((g) => ({ label: g, bars: c.evals.map((e) => ({
     name: e.id, value: e.graders?.[g]?.mean ?? 0, ci: e.graders?.[g]?.ci95 ?? null })) })), { title: "Mean score per grader, with 95% confidence intervals" })));

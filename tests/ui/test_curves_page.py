@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 
 from tests.curve.synthetic import item_scores
-from tests.ui.conftest import browser, page, screenshots, studio  # noqa: F401  (the studio's fixtures)
 from tunesmith.artifacts.curve_dir import CurveDir
 from tunesmith.curve.fit import fit_with_bootstrap
 from tunesmith.curve.plot import render_plot
